@@ -1,0 +1,347 @@
+//! The cassette index: answers a tool call from recorded interactions.
+//!
+//! [`CassetteIndex`] is built once per run. Exact-match interactions are grouped by
+//! (tool, ignore pointers) and keyed by the canonical form of their arguments, so finding
+//! the answer to a call costs the same with 10 or 100,000 recordings; `subset` and `any`
+//! interactions are few and scanned. Consumption state (used / unused) lives here too,
+//! because "first unused matching interaction in file order" needs it.
+
+use crate::fixture::format::{Cassette, Effect, Interaction, MatchMode};
+use crate::json;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Where a recording differs from a call (`data.closest` of a -32001 error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closest {
+    pub id: String,
+    pub index: usize,
+    pub pointer: String,
+    pub recorded: Option<Value>,
+    pub called: Option<Value>,
+    pub used: bool,
+    pub repeat: bool,
+}
+
+impl Closest {
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("pointer".into(), Value::String(self.pointer.clone()));
+        if let Some(r) = &self.recorded {
+            m.insert("recorded".into(), r.clone());
+        }
+        if let Some(c) = &self.called {
+            m.insert("called".into(), c.clone());
+        }
+        Value::Object(m)
+    }
+}
+
+/// A group of exact-match interactions of one tool sharing the same ignore pointers.
+#[derive(Debug)]
+struct ExactGroup {
+    ignore: Vec<String>,
+    /// canonical(arguments without ignore) → interaction indices in file order.
+    by_args: HashMap<String, Vec<usize>>,
+}
+
+#[derive(Debug, Default)]
+struct ToolEntry {
+    exact: Vec<ExactGroup>,
+    /// `subset` and `any` interactions in file order.
+    loose: Vec<usize>,
+    /// Every interaction of the tool in file order (for `closest` and effects).
+    all: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub struct CassetteIndex {
+    interactions: Vec<Interaction>,
+    effects: Vec<Effect>,
+    used: Vec<bool>,
+    tools: HashMap<String, ToolEntry>,
+    read_only_hints: HashMap<String, bool>,
+    /// Every tool with an interaction or a `tools` entry, in first-seen order.
+    tool_names: Vec<String>,
+    definitions: HashMap<String, Value>,
+}
+
+impl CassetteIndex {
+    pub fn new(cassette: &Cassette) -> Self {
+        let mut read_only_hints = HashMap::new();
+        let mut definitions = HashMap::new();
+        let mut tool_names: Vec<String> = Vec::new();
+        for def in &cassette.tools {
+            if let Some(hint) = def.annotations.as_ref().and_then(|a| a.read_only_hint) {
+                read_only_hints.insert(def.name.clone(), hint);
+            }
+            definitions.insert(
+                def.name.clone(),
+                serde_json::to_value(def).unwrap_or(Value::Null),
+            );
+            if !tool_names.contains(&def.name) {
+                tool_names.push(def.name.clone());
+            }
+        }
+        let mut tools: HashMap<String, ToolEntry> = HashMap::new();
+        let mut effects = Vec::with_capacity(cassette.interactions.len());
+        for (i, it) in cassette.interactions.iter().enumerate() {
+            let effect = it.effect.unwrap_or(match read_only_hints.get(&it.tool) {
+                Some(true) => Effect::Read,
+                _ => Effect::Write,
+            });
+            effects.push(effect);
+            if !tools.contains_key(&it.tool) && !tool_names.contains(&it.tool) {
+                tool_names.push(it.tool.clone());
+            }
+            let entry = tools.entry(it.tool.clone()).or_default();
+            entry.all.push(i);
+            match it.match_.arguments {
+                MatchMode::Exact => {
+                    let key = json::canonical(&json::without_pointers(
+                        &it.arguments,
+                        &it.match_.ignore,
+                    ));
+                    let group = match entry
+                        .exact
+                        .iter_mut()
+                        .position(|g| g.ignore == it.match_.ignore)
+                    {
+                        Some(g) => &mut entry.exact[g],
+                        None => {
+                            entry.exact.push(ExactGroup {
+                                ignore: it.match_.ignore.clone(),
+                                by_args: HashMap::new(),
+                            });
+                            entry.exact.last_mut().expect("just pushed")
+                        }
+                    };
+                    group.by_args.entry(key).or_default().push(i);
+                }
+                MatchMode::Subset | MatchMode::Any => entry.loose.push(i),
+            }
+        }
+        CassetteIndex {
+            used: vec![false; cassette.interactions.len()],
+            interactions: cassette.interactions.clone(),
+            effects,
+            tools,
+            read_only_hints,
+            tool_names,
+            definitions,
+        }
+    }
+
+    pub fn interactions(&self) -> &[Interaction] {
+        &self.interactions
+    }
+
+    /// Tools the cassette knows: the implicit allowlist.
+    pub fn tool_names(&self) -> &[String] {
+        &self.tool_names
+    }
+
+    /// The `tools/list` entry of a tool: its cassette definition, else `{"name"}`.
+    pub fn definition(&self, tool: &str) -> Value {
+        self.definitions
+            .get(tool)
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({ "name": tool }))
+    }
+
+    pub fn effect_of(&self, index: usize) -> Effect {
+        self.effects[index]
+    }
+
+    /// The effect of a call to `tool` that no recording answers (§10 rule 8).
+    pub fn unrecorded_effect(&self, tool: &str) -> Effect {
+        if let Some(hint) = self.read_only_hints.get(tool) {
+            return if *hint { Effect::Read } else { Effect::Write };
+        }
+        let Some(entry) = self.tools.get(tool) else {
+            return Effect::Write;
+        };
+        let mut effects = entry.all.iter().map(|&i| self.effects[i]);
+        match effects.next() {
+            Some(first) if effects.all(|e| e == first) => first,
+            _ => Effect::Write,
+        }
+    }
+
+    /// Finds and consumes the interaction answering a call, if any (§10 rule 7).
+    pub fn take(&mut self, tool: &str, arguments: &Value) -> Option<usize> {
+        let entry = self.tools.get(tool)?;
+        let mut first_unused: Option<usize> = None;
+        let mut first_repeat: Option<usize> = None;
+        let mut consider = |i: usize, used: &[bool], interactions: &[Interaction]| {
+            if !used[i] {
+                if first_unused.is_none_or(|f| i < f) {
+                    first_unused = Some(i);
+                }
+            } else if interactions[i].repeat && first_repeat.is_none_or(|f| i < f) {
+                first_repeat = Some(i);
+            }
+        };
+        for group in &entry.exact {
+            let key = json::canonical(&json::without_pointers(arguments, &group.ignore));
+            if let Some(candidates) = group.by_args.get(&key) {
+                // Candidates are in file order: the first unused and the first used
+                // repeatable one are all that can win.
+                if let Some(&i) = candidates.iter().find(|&&i| !self.used[i]) {
+                    consider(i, &self.used, &self.interactions);
+                }
+                if let Some(&i) = candidates
+                    .iter()
+                    .find(|&&i| self.used[i] && self.interactions[i].repeat)
+                {
+                    consider(i, &self.used, &self.interactions);
+                }
+            }
+        }
+        for &i in &entry.loose {
+            let it = &self.interactions[i];
+            let matches = match it.match_.arguments {
+                MatchMode::Any => true,
+                MatchMode::Subset => json::is_subset(
+                    &json::without_pointers(&it.arguments, &it.match_.ignore),
+                    &json::without_pointers(arguments, &it.match_.ignore),
+                ),
+                MatchMode::Exact => unreachable!("exact interactions are indexed"),
+            };
+            if matches {
+                consider(i, &self.used, &self.interactions);
+            }
+        }
+        let chosen = first_unused.or(first_repeat)?;
+        self.used[chosen] = true;
+        Some(chosen)
+    }
+
+    /// Marks an interaction used without a call (live mode refreshes).
+    pub fn is_used(&self, index: usize) -> bool {
+        self.used[index]
+    }
+
+    /// The recording of `tool` nearest to `arguments` (§10 rule 9).
+    pub fn closest(&self, tool: &str, arguments: &Value) -> Option<Closest> {
+        let entry = self.tools.get(tool)?;
+        let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
+        for &i in &entry.all {
+            let it = &self.interactions[i];
+            let diff = json::leaf_diff(
+                &json::without_pointers(&it.arguments, &it.match_.ignore),
+                &json::without_pointers(arguments, &it.match_.ignore),
+            );
+            let used = self.used[i];
+            let better = match &best {
+                None => true,
+                Some((count, best_used, _, _)) => {
+                    diff.count < *count || (diff.count == *count && !used && *best_used)
+                }
+            };
+            if better {
+                best = Some((diff.count, used, i, diff));
+            }
+        }
+        let (_, used, i, diff) = best?;
+        let it = &self.interactions[i];
+        let (pointer, recorded, called) = diff.first.unwrap_or_default();
+        Some(Closest {
+            id: it.id.clone(),
+            index: i,
+            pointer,
+            recorded,
+            called,
+            used,
+            repeat: it.repeat,
+        })
+    }
+
+    /// Indices of interactions never answered, in file order.
+    pub fn unused(&self) -> impl Iterator<Item = usize> + '_ {
+        self.used
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| !**u)
+            .map(|(i, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cassette(v: Value) -> CassetteIndex {
+        let c: Cassette = serde_json::from_value(v).unwrap();
+        CassetteIndex::new(&c)
+    }
+
+    fn it(id: &str, tool: &str, args: Value) -> Value {
+        json!({"id": id, "tool": tool, "effect": "read", "arguments": args, "result": {"content": []}})
+    }
+
+    #[test]
+    fn first_unused_in_file_order_then_repeat() {
+        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
+            it("a", "s", json!({"q": 1})),
+            {"id": "b", "tool": "s", "arguments": {"q": 1}, "result": {}, "repeat": true},
+            {"id": "c", "tool": "s", "arguments": {}, "match": {"arguments": "any"}, "result": {}},
+        ]}));
+        let args = json!({"q": 1.0});
+        assert_eq!(c.take("s", &args), Some(0));
+        assert_eq!(c.take("s", &args), Some(1));
+        assert_eq!(c.take("s", &args), Some(2));
+        // All used: the first used one with repeat answers again.
+        assert_eq!(c.take("s", &args), Some(1));
+        assert_eq!(c.take("other", &args), None);
+    }
+
+    #[test]
+    fn ignore_pointers_and_subset() {
+        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
+            {"id": "a", "tool": "s", "arguments": {"q": "x", "request_id": "r1"},
+             "match": {"ignore": ["/request_id"]}, "result": {}},
+            {"id": "b", "tool": "s", "arguments": {"q": "y"},
+             "match": {"arguments": "subset"}, "result": {}},
+        ]}));
+        assert_eq!(c.take("s", &json!({"q": "x", "request_id": "r9"})), Some(0));
+        assert_eq!(c.take("s", &json!({"q": "x"})), None);
+        assert_eq!(c.take("s", &json!({"q": "y", "page": 2})), Some(1));
+    }
+
+    #[test]
+    fn effects_follow_annotations_then_default_write() {
+        let c = cassette(json!({"format": "agent-replay/cassette@1",
+            "tools": [{"name": "search", "annotations": {"readOnlyHint": true}}],
+            "interactions": [
+                {"id": "a", "tool": "search", "arguments": {}, "result": {}},
+                {"id": "b", "tool": "mail", "arguments": {}, "result": {}},
+                {"id": "c", "tool": "fetch", "effect": "read", "arguments": {}, "result": {}},
+            ]}));
+        assert_eq!(c.effect_of(0), Effect::Read);
+        assert_eq!(c.effect_of(1), Effect::Write);
+        assert_eq!(c.unrecorded_effect("fetch"), Effect::Read);
+        assert_eq!(c.unrecorded_effect("search"), Effect::Read);
+        assert_eq!(c.unrecorded_effect("unknown"), Effect::Write);
+        assert_eq!(c.tool_names(), &["search", "mail", "fetch"]);
+    }
+
+    #[test]
+    fn closest_prefers_fewest_differences_then_unused() {
+        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
+            it("a", "s", json!({"q": "x", "n": 1})),
+            it("b", "s", json!({"q": "x", "n": 2})),
+        ]}));
+        let near = c.closest("s", &json!({"q": "z", "n": 2})).unwrap();
+        assert_eq!((near.id.as_str(), near.pointer.as_str()), ("b", "/q"));
+        assert_eq!(near.recorded, Some(json!("x")));
+        assert_eq!(near.called, Some(json!("z")));
+        c.take("s", &json!({"q": "x", "n": 1}));
+        let used_up = c.closest("s", &json!({"q": "x", "n": 1})).unwrap();
+        assert_eq!((used_up.id.as_str(), used_up.pointer.as_str()), ("a", ""));
+        assert!(used_up.used);
+        assert!(c.closest("nope", &json!({})).is_none());
+    }
+}

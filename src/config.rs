@@ -1,0 +1,175 @@
+//! [`Config`]: `agent-replay.toml`, found from the working directory upwards.
+//!
+//! A config that exists but cannot be read or parsed is a usage error (exit 2); no config
+//! at all is fine until a fixture needs an agent it would have named.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "agent-replay.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    #[serde(default)]
+    pub live: LiveConfig,
+    #[serde(default)]
+    pub redact: RedactConfig,
+    /// The directory holding the config; relative paths are resolved from here.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    #[serde(default)]
+    pub tools: BTreeMap<String, AgentConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    #[serde(default)]
+    pub patterns: Vec<RedactPattern>,
+    #[serde(default)]
+    pub pointers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactPattern {
+    pub kind: String,
+    pub regex: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// An agent ready to start: program, arguments and extra environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// How the user wrote it, for messages and ledgers.
+    pub display: String,
+}
+
+impl Config {
+    /// Finds the config from `start` upwards; `Ok(None)` when there is none.
+    pub fn discover(start: &Path) -> Result<Option<Config>, ConfigError> {
+        for dir in start.ancestors() {
+            let path = dir.join(FILE_NAME);
+            if path.is_file() {
+                return Config::load(&path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        for (name, agent) in &config.agents {
+            if agent.command.is_empty() {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("[agents.{name}] command must name a program, e.g. command = [\"python3\", \"agent.py\"]"),
+                });
+            }
+        }
+        config.dir = Some(
+            path.parent()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+                .unwrap_or_default(),
+        );
+        Ok(config)
+    }
+
+    pub fn redactor(&self) -> Result<crate::redact::Redactor, crate::redact::PatternError> {
+        let patterns: Vec<(String, String)> = self
+            .redact
+            .patterns
+            .iter()
+            .map(|p| (p.kind.clone(), p.regex.clone()))
+            .collect();
+        crate::redact::Redactor::new(&patterns, &self.redact.pointers)
+    }
+}
+
+/// Makes each word that names an existing file relative to `base` absolute, and looks the
+/// program up on PATH when it is a bare name (§10 rule 4).
+pub fn resolve_command(
+    words: &[String],
+    base: &Path,
+    env: Vec<(String, String)>,
+) -> Result<AgentCommand, String> {
+    let display = shell_words::join(words);
+    let Some((program, args)) = words.split_first() else {
+        return Err("the command is empty".into());
+    };
+    let absolutize = |w: &String| -> String {
+        let p = Path::new(w);
+        if p.is_relative() && !w.is_empty() && base.join(p).exists() && (w.contains('/') || base.join(p).is_file()) {
+            base.join(p).display().to_string()
+        } else {
+            w.clone()
+        }
+    };
+    let program_path = if program.contains('/') {
+        let p = PathBuf::from(absolutize(program));
+        if !p.is_file() {
+            return Err(format!("`{program}` does not exist (resolved from {})", base.display()));
+        }
+        p
+    } else {
+        find_on_path(program).ok_or_else(|| {
+            format!("`{program}` was not found on PATH; install it or give its path")
+        })?
+    };
+    Ok(AgentCommand {
+        program: program_path,
+        args: args.iter().map(absolutize).collect(),
+        env,
+        display,
+    })
+}
+
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}

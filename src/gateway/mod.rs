@@ -1,0 +1,403 @@
+//! [`Gateway`]: the agent's only way to the outside world during a run.
+//!
+//! A Unix-socket server speaking newline-delimited JSON-RPC 2.0. Each connection is served
+//! by its own thread, in order; all of them share one [`Session`], which answers tool calls
+//! from the cassette under the mode's policy and appends everything to the [`Transcript`].
+//! Malformed input gets a JSON-RPC error; nothing an agent sends can crash the harness.
+
+pub mod policy;
+pub mod protocol;
+
+use crate::cassette::{CassetteIndex, Closest};
+use crate::sandbox::resolve_inside;
+use crate::transcript::{ArtifactRecord, CallOutcome, CallRecord, CloseRecord, EventRecord, Transcript};
+use policy::{decide, Decision, Mode};
+use protocol::{Line, RpcError};
+use serde_json::{json, Value};
+use std::io::{BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// The state one run's gateway answers from.
+pub struct Session {
+    pub mode: Mode,
+    pub cassette: CassetteIndex,
+    /// Explicit `tool_allowlist`, or `None` for the cassette's tools.
+    pub allowlist: Option<Vec<String>>,
+    pub workspace: PathBuf,
+    /// The fixture directory, for re-record hints.
+    pub fixture_dir: PathBuf,
+    pub redactor: crate::redact::Redactor,
+    pub transcript: Transcript,
+    started: Instant,
+}
+
+impl Session {
+    pub fn new(
+        mode: Mode,
+        cassette: CassetteIndex,
+        allowlist: Option<Vec<String>>,
+        workspace: PathBuf,
+        fixture_dir: PathBuf,
+        redactor: crate::redact::Redactor,
+    ) -> Session {
+        Session {
+            mode,
+            cassette,
+            allowlist,
+            workspace,
+            fixture_dir,
+            redactor,
+            transcript: Transcript::default(),
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn allowed_tools(&self) -> Vec<String> {
+        match &self.allowlist {
+            Some(list) => list.clone(),
+            None => self.cassette.tool_names().to_vec(),
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
+        match method {
+            "tools/list" => Ok(json!({
+                "tools": self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>()
+            })),
+            "tools/call" => self.call_tool(params),
+            "run/event" => self.event(params),
+            "run/artifact" => self.artifact(params),
+            "run/close" => self.close(params),
+            other => Err(RpcError::new(
+                protocol::METHOD_NOT_FOUND,
+                format!("method not found: `{other}` (the gateway speaks tools/list, tools/call, run/event, run/artifact, run/close)"),
+            )),
+        }
+    }
+
+    /// Records a protocol error as an event; it does not change the verdict by itself.
+    pub fn protocol_error(&mut self, err: &RpcError) {
+        let at_ms = self.now_ms();
+        self.transcript.events.push(EventRecord {
+            name: "protocol_error".into(),
+            data: json!({"code": err.code, "message": err.message}),
+            at_ms,
+        });
+    }
+
+    fn call_tool(&mut self, params: Value) -> Result<Value, RpcError> {
+        let invalid = |tool: &Value, msg: &str| {
+            RpcError::new(protocol::INVALID_PARAMS, format!("invalid params: {msg}"))
+                .with_data(json!({"tool": tool, "reason": "invalid_params"}))
+        };
+        let Value::Object(mut p) = params else {
+            return Err(invalid(&Value::Null, "expected {\"name\": \"…\", \"arguments\": {…}}"));
+        };
+        let tool = match p.get("name") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            other => {
+                return Err(invalid(
+                    other.unwrap_or(&Value::Null),
+                    "`name` must be a non-empty string",
+                ))
+            }
+        };
+        let arguments = match p.remove("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(invalid(&json!(tool), "`arguments` must be an object")),
+        };
+        let arguments = self.redactor.redact_value(&arguments);
+        let at_ms = self.now_ms();
+        if !self.allowed_tools().contains(&tool) {
+            let effect = self.cassette.unrecorded_effect(&tool);
+            self.transcript.calls.push(CallRecord {
+                tool: tool.clone(),
+                arguments,
+                effect,
+                outcome: CallOutcome::NotAllowed,
+                at_ms,
+            });
+            return Err(RpcError::new(
+                protocol::NOT_ALLOWED,
+                format!("tool `{tool}` is not in this task's tool_allowlist ({})", self.allowed_tools().join(", ")),
+            )
+            .with_data(json!({"tool": tool, "reason": "not_allowed"})));
+        }
+        let found = self.cassette.take(&tool, &arguments);
+        let effect = match found {
+            Some(i) => self.cassette.effect_of(i),
+            None => self.cassette.unrecorded_effect(&tool),
+        };
+        match (decide(self.mode, effect, found.is_some()), found) {
+            (Decision::Replay, Some(i)) => {
+                let result = self.cassette.interactions()[i].result.clone();
+                let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+                self.transcript.calls.push(CallRecord {
+                    tool,
+                    arguments,
+                    effect,
+                    outcome: CallOutcome::Replayed { index: i, is_error },
+                    at_ms,
+                });
+                Ok(result)
+            }
+            (decision, _) => {
+                // Forward (live mode) is not reachable until live mode lands: the CLI
+                // refuses `--mode live`. Treat it as a refusal rather than executing.
+                let blocked = !matches!(decision, Decision::Refuse { blocked: false });
+                let closest = self.cassette.closest(&tool, &arguments);
+                let message = unrecorded_message(&tool, effect, closest.as_ref(), &self.fixture_dir, blocked);
+                self.transcript.calls.push(CallRecord {
+                    tool: tool.clone(),
+                    arguments,
+                    effect,
+                    outcome: CallOutcome::Unrecorded {
+                        closest: closest.clone(),
+                        blocked,
+                    },
+                    at_ms,
+                });
+                Err(RpcError::new(protocol::UNRECORDED_CALL, message).with_data(json!({
+                    "tool": tool,
+                    "reason": if blocked { "blocked" } else { "unrecorded" },
+                    "effect": effect.as_str(),
+                    "closest": closest.as_ref().map(Closest::to_json),
+                })))
+            }
+        }
+    }
+
+    fn event(&mut self, params: Value) -> Result<Value, RpcError> {
+        let name = params.get("name").and_then(Value::as_str).ok_or_else(|| {
+            RpcError::new(protocol::INVALID_PARAMS, "invalid params: `name` must be a string")
+                .with_data(json!({"reason": "invalid_params"}))
+        })?;
+        let at_ms = self.now_ms();
+        self.transcript.events.push(EventRecord {
+            name: name.to_string(),
+            data: params.get("data").cloned().unwrap_or(Value::Null),
+            at_ms,
+        });
+        Ok(json!({}))
+    }
+
+    fn artifact(&mut self, params: Value) -> Result<Value, RpcError> {
+        let refuse = |msg: String| {
+            RpcError::new(protocol::INVALID_PARAMS, msg).with_data(json!({"reason": "invalid_params"}))
+        };
+        let path = params
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| refuse("invalid params: `path` must be a string".into()))?;
+        let rel = path.trim_start_matches("./");
+        let real = resolve_inside(&self.workspace, rel).ok_or_else(|| {
+            refuse(format!(
+                "invalid params: artifact path `{path}` is outside the workspace (absolute, `..` or through a symlink); report paths relative to the working directory"
+            ))
+        })?;
+        let hashed = if real.is_file() {
+            crate::sandbox::hash_file(&real).ok()
+        } else {
+            None
+        };
+        self.transcript.artifacts.push(ArtifactRecord {
+            path: rel.to_string(),
+            sha256: hashed.as_ref().map(|h| h.0.clone()),
+            bytes: hashed.as_ref().map(|h| h.1).unwrap_or(0),
+        });
+        Ok(match hashed {
+            Some((sha256, bytes)) => json!({"sha256": sha256, "bytes": bytes}),
+            None => json!({"sha256": null, "bytes": 0}),
+        })
+    }
+
+    fn close(&mut self, params: Value) -> Result<Value, RpcError> {
+        let at_ms = self.now_ms();
+        if self.transcript.close.is_some() {
+            self.transcript.events.push(EventRecord {
+                name: "duplicate_close".into(),
+                data: params,
+                at_ms,
+            });
+            return Err(RpcError::new(
+                protocol::REFUSED,
+                "the run is already closed: run/close may be sent once",
+            )
+            .with_data(json!({"reason": "already_closed"})));
+        }
+        let status = params.get("status").and_then(Value::as_str).ok_or_else(|| {
+            RpcError::new(
+                protocol::INVALID_PARAMS,
+                "invalid params: `status` must be a string such as \"succeeded\" or \"failed\"",
+            )
+            .with_data(json!({"reason": "invalid_params"}))
+        })?;
+        let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
+        self.transcript.close = Some(CloseRecord {
+            status: status.to_string(),
+            output: params.get("output").cloned().unwrap_or(Value::Null),
+            failure_class: text("failure_class"),
+            failure_reason: text("failure_reason"),
+            at_ms,
+        });
+        Ok(json!({}))
+    }
+}
+
+fn unrecorded_message(
+    tool: &str,
+    effect: crate::fixture::format::Effect,
+    closest: Option<&Closest>,
+    fixture_dir: &Path,
+    blocked: bool,
+) -> String {
+    let what = format!(
+        "unrecorded call to `{tool}` ({} tool){}",
+        effect.as_str(),
+        if blocked { ", blocked" } else { "" }
+    );
+    let cassette = fixture_dir.join("tool_cassettes.json");
+    match closest {
+        None => format!(
+            "{what}: {} holds no recording of `{tool}`; record an interaction for it, or re-record the fixture with `agent-replay run --mode live {}`",
+            cassette.display(),
+            fixture_dir.display()
+        ),
+        Some(c) if c.pointer.is_empty() => format!(
+            "{what}: recording `{}` has the same arguments but was already used; set \"repeat\": true on it to let it answer again, or record another interaction",
+            c.id
+        ),
+        Some(c) => {
+            let show = |v: &Option<Value>| v.as_ref().map(|v| crate::diagnostic::truncate(&v.to_string(), 60)).unwrap_or_else(|| "(absent)".into());
+            format!(
+                "{what}: nearest recording `{}` differs at {}: recorded {}, called {}; if {} varies between runs add it to \"match\": {{\"ignore\": [\"{}\"]}} of `{}`, otherwise re-record the fixture with `agent-replay run --mode live {}`",
+                c.id,
+                c.pointer,
+                show(&c.recorded),
+                show(&c.called),
+                c.pointer,
+                c.pointer,
+                c.id,
+                fixture_dir.display()
+            )
+        }
+    }
+}
+
+/// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
+pub struct Gateway {
+    socket: PathBuf,
+    session: Arc<Mutex<Session>>,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+    connections: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>,
+}
+
+impl Gateway {
+    pub fn start(socket: &Path, session: Session) -> std::io::Result<Gateway> {
+        let listener = UnixListener::bind(socket)?;
+        let session = Arc::new(Mutex::new(session));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
+        let acceptor = {
+            let session = session.clone();
+            let stopping = stopping.clone();
+            let connections = connections.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let Ok(handle_stream) = stream.try_clone() else {
+                        continue;
+                    };
+                    let session = session.clone();
+                    let handle = std::thread::spawn(move || serve(stream, &session));
+                    connections.lock().expect("connections lock").push((handle_stream, handle));
+                }
+            })
+        };
+        Ok(Gateway {
+            socket: socket.to_path_buf(),
+            session,
+            stopping,
+            acceptor: Some(acceptor),
+            connections,
+        })
+    }
+
+    /// Stops accepting, closes every connection, and returns the transcript.
+    pub fn stop(mut self) -> Transcript {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the acceptor blocked in accept().
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        let conns = std::mem::take(&mut *self.connections.lock().expect("connections lock"));
+        for (stream, handle) in conns {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            let _ = handle.join();
+        }
+        let mut session = self.session.lock().expect("session lock");
+        std::mem::take(&mut session.transcript)
+    }
+}
+
+fn serve(stream: UnixStream, session: &Mutex<Session>) {
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    loop {
+        let reply = match protocol::read_line(&mut reader) {
+            Err(_) | Ok(Line::Eof) => return,
+            Ok(Line::TooLong) => {
+                let err = RpcError::new(
+                    protocol::INVALID_REQUEST,
+                    format!("invalid request: line longer than {} bytes was discarded", protocol::MAX_LINE_BYTES),
+                );
+                session.lock().expect("session lock").protocol_error(&err);
+                Some(protocol::failure(&Value::Null, &err))
+            }
+            Ok(Line::Text(text)) if text.iter().all(u8::is_ascii_whitespace) => None,
+            Ok(Line::Text(text)) => match protocol::parse_request(&text) {
+                Err((id, err)) => {
+                    session.lock().expect("session lock").protocol_error(&err);
+                    Some(protocol::failure(&id, &err))
+                }
+                Ok(req) => {
+                    let mut s = session.lock().expect("session lock");
+                    let result = s.handle(&req.method, req.params);
+                    if let Err(e) = &result {
+                        if matches!(e.code, protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS) {
+                            s.protocol_error(e);
+                        }
+                    }
+                    drop(s);
+                    req.id.map(|id| match result {
+                        Ok(v) => protocol::success(&id, v),
+                        Err(e) => protocol::failure(&id, &e),
+                    })
+                }
+            },
+        };
+        if let Some(bytes) = reply {
+            if writer.write_all(&bytes).is_err() {
+                return;
+            }
+        }
+    }
+}

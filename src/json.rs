@@ -1,0 +1,282 @@
+//! JSON helpers shared by matching and checks: canonical form, JSON Pointers, leaf diffs.
+//!
+//! Canonical JSON is what makes `{"b":1,"a":10.0}` and `{"a":1e1,"b":1}` the same call:
+//! object keys sorted, numbers written by value. It is the key of the cassette index.
+
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Writes `value` in canonical form: sorted keys, no whitespace, numbers by value.
+pub fn canonical(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => {
+            out.push_str(&serde_json::to_string(value).expect("scalars always serialize"))
+        }
+        Value::Number(n) => write_number(n, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key).expect("strings always serialize"));
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_number(n: &serde_json::Number, out: &mut String) {
+    if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{i}");
+    } else if let Some(u) = n.as_u64() {
+        let _ = write!(out, "{u}");
+    } else if let Some(f) = n.as_f64() {
+        // 10.0 and 1.0e1 are the integer 10; anything else keeps its shortest float form.
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            let _ = write!(out, "{}", f as i64);
+        } else {
+            let _ = write!(out, "{f:e}");
+        }
+    }
+}
+
+/// Equality by value: numbers compare numerically, objects ignore key order.
+pub fn values_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => numbers_equal(x, y),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| values_equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| values_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn numbers_equal(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    let mut a = String::new();
+    let mut b = String::new();
+    write_number(x, &mut a);
+    write_number(y, &mut b);
+    a == b
+}
+
+/// `subset` matching: every key of `recorded` is present in `called` with a subset value;
+/// arrays compare element by element and must have equal length.
+pub fn is_subset(recorded: &Value, called: &Value) -> bool {
+    match (recorded, called) {
+        (Value::Object(r), Value::Object(c)) => r
+            .iter()
+            .all(|(k, v)| c.get(k).is_some_and(|w| is_subset(v, w))),
+        (Value::Array(r), Value::Array(c)) => {
+            r.len() == c.len() && r.iter().zip(c).all(|(a, b)| is_subset(a, b))
+        }
+        _ => values_equal(recorded, called),
+    }
+}
+
+/// Splits a JSON Pointer into unescaped tokens; `None` when it is not a pointer.
+pub fn pointer_tokens(pointer: &str) -> Option<Vec<String>> {
+    if pointer.is_empty() {
+        return Some(Vec::new());
+    }
+    let rest = pointer.strip_prefix('/')?;
+    Some(
+        rest.split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    )
+}
+
+/// Escapes one token for use in a JSON Pointer.
+pub fn escape_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Removes the value at `pointer`; a pointer that names nothing is fine.
+pub fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some(tokens) = pointer_tokens(pointer) else {
+        return;
+    };
+    let Some((last, parents)) = tokens.split_last() else {
+        return;
+    };
+    let mut cur = value;
+    for t in parents {
+        cur = match cur {
+            Value::Object(m) => match m.get_mut(t) {
+                Some(v) => v,
+                None => return,
+            },
+            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match cur {
+        Value::Object(m) => {
+            m.shift_remove(last);
+        }
+        Value::Array(a) => {
+            if let Ok(i) = last.parse::<usize>() {
+                if i < a.len() {
+                    a.remove(i);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A value with the given pointers removed.
+pub fn without_pointers(value: &Value, pointers: &[String]) -> Value {
+    if pointers.is_empty() {
+        return value.clone();
+    }
+    let mut v = value.clone();
+    for p in pointers {
+        remove_pointer(&mut v, p);
+    }
+    v
+}
+
+/// The first difference between two argument values, and how many leaves differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeafDiff {
+    pub count: usize,
+    /// `(pointer, recorded, called)` of the first differing leaf, in sorted-key order.
+    pub first: Option<(String, Option<Value>, Option<Value>)>,
+}
+
+/// Counts differing leaf values between `recorded` and `called`. A key missing on one side
+/// counts each leaf below it once.
+pub fn leaf_diff(recorded: &Value, called: &Value) -> LeafDiff {
+    let mut diff = LeafDiff {
+        count: 0,
+        first: None,
+    };
+    walk_diff(Some(recorded), Some(called), &mut String::new(), &mut diff);
+    diff
+}
+
+fn leaves(v: &Value) -> usize {
+    match v {
+        Value::Object(m) if !m.is_empty() => m.values().map(leaves).sum(),
+        Value::Array(a) if !a.is_empty() => a.iter().map(leaves).sum(),
+        _ => 1,
+    }
+}
+
+fn walk_diff(r: Option<&Value>, c: Option<&Value>, path: &mut String, diff: &mut LeafDiff) {
+    match (r, c) {
+        (Some(Value::Object(rm)), Some(Value::Object(cm))) => {
+            let mut keys: Vec<&String> = rm.keys().chain(cm.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&escape_token(k));
+                walk_diff(rm.get(k), cm.get(k), path, diff);
+                path.truncate(len);
+            }
+        }
+        (Some(Value::Array(ra)), Some(Value::Array(ca))) => {
+            for i in 0..ra.len().max(ca.len()) {
+                let len = path.len();
+                let _ = write!(path, "/{i}");
+                walk_diff(ra.get(i), ca.get(i), path, diff);
+                path.truncate(len);
+            }
+        }
+        (Some(a), Some(b)) if values_equal(a, b) => {}
+        _ => {
+            diff.count += r.or(c).map(leaves).unwrap_or(1);
+            if diff.first.is_none() {
+                diff.first = Some((path.clone(), r.cloned(), c.cloned()));
+            }
+        }
+    }
+}
+
+/// Resolves a JSON Pointer leniently (`None` for an invalid pointer or a missing value).
+pub fn get_pointer<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return None;
+    }
+    value.pointer(pointer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_ignores_key_order_and_number_spelling() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":10.0,"c":[1.5]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":1e1,"c":[1.50],"b":1}"#).unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(canonical(&json!({"a": 1})), canonical(&json!({"a": 2})));
+        assert_ne!(canonical(&json!({"a": "1"})), canonical(&json!({"a": 1})));
+    }
+
+    #[test]
+    fn subset_is_deep_and_arrays_need_equal_length() {
+        assert!(is_subset(
+            &json!({"q": {"x": 1}}),
+            &json!({"q": {"x": 1.0, "y": 2}, "z": 3})
+        ));
+        assert!(!is_subset(&json!({"l": [1]}), &json!({"l": [1, 2]})));
+        assert!(!is_subset(&json!({"q": 1}), &json!({})));
+    }
+
+    #[test]
+    fn pointers_are_removed_when_present_and_ignored_when_absent() {
+        let v = json!({"a": {"b/c": 1, "d": 2}, "l": [0, 1]});
+        let out = without_pointers(
+            &v,
+            &["/a/b~1c".into(), "/missing/x".into(), "/l/0".into()],
+        );
+        assert_eq!(out, json!({"a": {"d": 2}, "l": [1]}));
+    }
+
+    #[test]
+    fn leaf_diff_names_first_pointer() {
+        let d = leaf_diff(&json!({"q": "x", "n": 1}), &json!({"q": "y", "n": 1, "extra": true}));
+        assert_eq!(d.count, 2);
+        assert_eq!(
+            d.first,
+            Some(("/extra".to_string(), None, Some(json!(true))))
+        );
+        let same = leaf_diff(&json!({"q": 1}), &json!({"q": 1.0}));
+        assert_eq!(same.count, 0);
+        assert!(same.first.is_none());
+    }
+}

@@ -1,0 +1,152 @@
+//! Run records and the JSON Lines ledger they are appended to.
+//!
+//! [`RunRecord`] is one type for production and replay runs. The ledger is append-only:
+//! a RUNNING record before the agent starts and a terminal one when it closes; readers fold
+//! by `run_id`, the last line wins. Each record is one `write` of one line under an
+//! exclusive `flock`, so parallel jobs and several processes never interleave lines.
+
+use crate::verdict::Reason;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The default ledger, relative to the config's directory.
+pub const DEFAULT_LEDGER: &str = ".agent-replay/ledger.jsonl";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Ready,
+    Running,
+    TimingOut,
+    Aborting,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::TimedOut | Status::Aborted)
+    }
+
+    pub fn is_transitional(self) -> bool {
+        matches!(self, Status::Running | Status::TimingOut | Status::Aborting)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunType {
+    Production,
+    Replay,
+}
+
+/// One run (§7). Every field is written, `null` when unknown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub run_type: RunType,
+    pub fixture_id: Option<String>,
+    pub task_id: Option<String>,
+    pub attempt: Option<u64>,
+    pub agent_name: Option<String>,
+    pub started_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub code_version: Option<String>,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub tool_allowlist: Option<Vec<String>>,
+    pub timeout_seconds: Option<f64>,
+    pub input_sha256: Option<String>,
+    pub state_refs: Option<Vec<String>>,
+    pub artifact_refs: Option<Vec<String>>,
+    pub status: Status,
+    pub failure_class: Option<String>,
+    pub failure_reason: Option<String>,
+    pub verdict: Option<String>,
+    pub reasons: Option<Vec<Reason>>,
+    pub mode: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub tool_calls: Option<u64>,
+    /// Anything else a writer added (e.g. `reconciled`); kept, never dropped.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the ledger {path}: {source}")]
+pub struct LedgerError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// An append-only JSONL ledger file.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    path: PathBuf,
+}
+
+impl Ledger {
+    pub fn new(path: impl Into<PathBuf>) -> Ledger {
+        Ledger { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record as one line, under an exclusive lock.
+    pub fn append(&self, record: &RunRecord) -> Result<(), LedgerError> {
+        let mut line = serde_json::to_vec(record).expect("run records serialize");
+        line.push(b'\n');
+        self.append_line(&line, record.status.is_terminal())
+    }
+
+    fn append_line(&self, line: &[u8], sync: bool) -> Result<(), LedgerError> {
+        let err = |source| LedgerError {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(err)?;
+        let fd = file.as_raw_fd();
+        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        // A crash can leave a torn last line; start ours on a fresh line so it survives.
+        let len = file.metadata().map_err(err)?.len();
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        if len > 0 && !ends_with_newline(&self.path, len) {
+            buf.push(b'\n');
+        }
+        buf.extend_from_slice(line);
+        file.write_all(&buf).map_err(err)?;
+        if sync {
+            file.sync_data().map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+fn ends_with_newline(path: &Path, len: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return true;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::Start(len - 1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] == b'\n'
+}

@@ -1,0 +1,237 @@
+//! [`ProcessTree`]: every process an agent started, including those that escaped.
+//!
+//! A process group is not enough: a grandchild that calls `setsid` leaves it, and when its
+//! parent exits it is re-parented away from the agent. The harness therefore makes itself
+//! a child subreaper (orphans are re-parented to it, not to init) and tracks the tree by
+//! scanning `/proc`: a process belongs to the run when its parent belongs to it, when it is
+//! in the agent's process group, or when it is an orphan of ours whose environment still
+//! carries this run's `AGENT_REPLAY_RUN_ID`. Entries are (pid, start time) pairs so a
+//! recycled pid is never mistaken for a member.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Stat {
+    ppid: i32,
+    pgid: i32,
+    start: u64,
+    zombie: bool,
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        zombie: fields.first()? == &"Z" || fields.first()? == &"X",
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
+}
+
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn environ_has(pid: i32, marker: &[u8]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|env| env.split(|b| *b == 0).any(|var| var == marker))
+        .unwrap_or(false)
+}
+
+/// Makes this process the reaper of its orphaned descendants (Linux ≥ 3.4).
+pub fn become_subreaper() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag on the calling process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+pub struct ProcessTree {
+    root: ProcId,
+    marker: Vec<u8>,
+    members: HashSet<ProcId>,
+    me: i32,
+}
+
+impl ProcessTree {
+    pub fn new(root_pid: i32, run_id: &str) -> ProcessTree {
+        let start = read_stat(root_pid).map(|s| s.start).unwrap_or(0);
+        let root = ProcId {
+            pid: root_pid,
+            start,
+        };
+        ProcessTree {
+            root,
+            marker: format!("AGENT_REPLAY_RUN_ID={run_id}").into_bytes(),
+            members: HashSet::from([root]),
+            me: std::process::id() as i32,
+        }
+    }
+
+    /// Adds every process that now belongs to the run; returns the live members.
+    pub fn scan(&mut self) -> Vec<ProcId> {
+        let stats: HashMap<i32, Stat> = all_pids()
+            .into_iter()
+            .filter_map(|pid| Some((pid, read_stat(pid)?)))
+            .collect();
+        let known: HashSet<i32> = self
+            .members
+            .iter()
+            .filter(|m| stats.get(&m.pid).is_some_and(|s| s.start == m.start))
+            .map(|m| m.pid)
+            .collect();
+        let mut live: HashSet<i32> = known.clone();
+        // Grow to a fixed point: children of members are members.
+        loop {
+            let before = live.len();
+            for (&pid, st) in &stats {
+                if live.contains(&pid) {
+                    continue;
+                }
+                let belongs = live.contains(&st.ppid)
+                    || st.pgid == self.root.pid
+                    || (st.ppid == self.me && environ_has(pid, &self.marker));
+                if belongs {
+                    live.insert(pid);
+                }
+            }
+            if live.len() == before {
+                break;
+            }
+        }
+        for &pid in &live {
+            self.members.insert(ProcId {
+                pid,
+                start: stats[&pid].start,
+            });
+        }
+        let mut out: Vec<ProcId> = live
+            .into_iter()
+            .filter(|pid| !stats[pid].zombie)
+            .map(|pid| ProcId {
+                pid,
+                start: stats[&pid].start,
+            })
+            .collect();
+        out.sort_by_key(|p| p.pid);
+        out
+    }
+
+    /// Live members other than the agent itself.
+    pub fn leftovers(&mut self) -> Vec<ProcId> {
+        let root = self.root;
+        self.scan().into_iter().filter(|p| *p != root).collect()
+    }
+
+    /// Stops the whole tree: SIGTERM, up to `grace` for it to go, then SIGKILL until
+    /// nothing is left. Returns the members that had to be signalled.
+    pub fn kill(&mut self, grace: Duration) -> Vec<ProcId> {
+        let first = self.scan();
+        if first.is_empty() {
+            return first;
+        }
+        self.signal_all(&first, libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            self.reap_orphans();
+            let live = self.scan();
+            if live.is_empty() {
+                return first;
+            }
+            // Late forks get the same request.
+            self.signal_all(&live, libc::SIGTERM);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..200 {
+            let live = self.scan();
+            if live.is_empty() {
+                break;
+            }
+            self.signal_all(&live, libc::SIGKILL);
+            self.reap_orphans();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.reap_orphans();
+        first
+    }
+
+    fn signal_all(&self, procs: &[ProcId], sig: i32) {
+        // SAFETY: kill(2) with a pid we observed in this run's tree; the start-time check in
+        // `scan` guards against recycled pids between observation and signal.
+        unsafe {
+            libc::kill(-self.root.pid, sig);
+            for p in procs {
+                libc::kill(p.pid, sig);
+            }
+        }
+    }
+
+    /// Reaps members re-parented to the harness (the agent itself is reaped by its Child).
+    pub fn reap_orphans(&self) {
+        for m in &self.members {
+            if m.pid == self.root.pid {
+                continue;
+            }
+            // SAFETY: waitpid on a specific pid never touches other children.
+            unsafe {
+                libc::waitpid(m.pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+    }
+
+    /// The command line of a process, for messages.
+    pub fn describe(p: ProcId) -> String {
+        let cmd = std::fs::read(format!("/proc/{}/cmdline", p.pid))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        if cmd.is_empty() {
+            format!("pid {}", p.pid)
+        } else {
+            format!("pid {} ({})", p.pid, crate::diagnostic::truncate(&cmd, 80))
+        }
+    }
+}
+
+/// Kills and reaps every remaining child of the harness: orphans that escaped every
+/// run's tracking are re-parented here (we are their subreaper) and must not outlive us.
+pub fn sweep_orphans() {
+    let me = std::process::id() as i32;
+    for _ in 0..50 {
+        let children: Vec<i32> = all_pids()
+            .into_iter()
+            .filter(|&pid| read_stat(pid).is_some_and(|s| s.ppid == me))
+            .collect();
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            // SAFETY: signalling and reaping our own children.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,100 @@
+//! The `--junit` report: a testcase per fixture, an element per reason (§10 rule 17).
+//!
+//! Written by hand: JUnit allows several `<failure>` elements in one testcase, which is
+//! how every reason of a run is listed, and few lines of escaping do the rest.
+
+use super::Summary;
+use crate::runner::FixtureResult;
+use crate::verdict::Verdict;
+use std::fmt::Write;
+
+pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
+    let s = Summary::of(results);
+    let failures = s.failed + s.inconclusive;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"agent-replay\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\" skipped=\"{}\" time=\"{total_seconds:.3}\">",
+        s.total, s.blocked, s.skipped
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"agent-replay\" tests=\"{}\" failures=\"{failures}\" errors=\"{}\" skipped=\"{}\" time=\"{total_seconds:.3}\">",
+        s.total, s.blocked, s.skipped
+    );
+    for r in results {
+        let classname = match r.id.rsplit_once('/') {
+            Some((parent, _)) => parent,
+            None => "",
+        };
+        let _ = write!(
+            out,
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+            escape(&r.id),
+            escape(classname),
+            r.duration_ms as f64 / 1000.0
+        );
+        let element = match r.verdict {
+            Verdict::Failed | Verdict::Inconclusive => Some("failure"),
+            Verdict::Blocked => Some("error"),
+            _ => None,
+        };
+        let mut body = String::new();
+        match (r.verdict, element) {
+            (_, Some(el)) => {
+                for reason in &r.reasons {
+                    let _ = writeln!(
+                        body,
+                        "      <{el} type=\"{}\" message=\"{}\">{}</{el}>",
+                        reason.code,
+                        escape(&reason.message),
+                        escape(&format!(
+                            "verdict: {}\ncheck: {}\npointer: {}\n{}",
+                            r.verdict, reason.check, reason.pointer, reason.message
+                        ))
+                    );
+                }
+            }
+            (Verdict::Skipped, _) => {
+                let msg = r.reasons.first().map(|x| x.message.as_str()).unwrap_or("skipped");
+                let _ = writeln!(body, "      <skipped message=\"{}\"/>", escape(msg));
+            }
+            (Verdict::Degraded, _) => {
+                let warnings: Vec<String> = r
+                    .reasons
+                    .iter()
+                    .map(|x| format!("warning: {}: {}", x.code, x.message))
+                    .collect();
+                let _ = writeln!(body, "      <system-out>{}</system-out>", escape(&warnings.join("\n")));
+            }
+            _ => {}
+        }
+        if body.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(">\n");
+            out.push_str(&body);
+            out.push_str("    </testcase>\n");
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' | '\t' | '\r' => out.push(c),
+            // XML 1.0 cannot carry other control characters, even escaped.
+            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}

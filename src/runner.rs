@@ -1,0 +1,435 @@
+//! The runner: takes each fixture from discovery to a verdict, in parallel.
+//!
+//! [`run_fixtures`] owns every run from its RUNNING record to its terminal one: it loads
+//! the fixture, resolves the agent, builds the sandbox, starts the gateway, runs the agent,
+//! checks the contract and appends the run records. Results reach the caller in fixture-id
+//! order, each as soon as it and every fixture before it are done.
+
+use crate::cassette::CassetteIndex;
+use crate::config::{AgentCommand, Config};
+use crate::contract;
+use crate::fixture::{self, Discovered, Fixture};
+use crate::gateway::policy::Mode;
+use crate::gateway::{Gateway, Session};
+use crate::ledger::{Ledger, RunRecord, RunType, Status};
+use crate::process::{self, Exit, Outcome};
+use crate::sandbox::{Sandbox, Snapshot};
+use crate::verdict::{Reason, ReasonCode, Verdict};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Everything a run needs that is not in the fixture: resolved once per invocation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub allow_unisolated: bool,
+    pub jobs: usize,
+    /// Substrings of fixture ids to keep; empty keeps all.
+    pub filters: Vec<String>,
+    /// `--agent NAME=COMMAND`, already split into words.
+    pub agent_overrides: BTreeMap<String, Vec<String>>,
+    pub config: Option<Config>,
+    pub cwd: PathBuf,
+    pub ledger: Ledger,
+    pub grace: Duration,
+    pub redactor: crate::redact::Redactor,
+    pub code_version: Option<String>,
+}
+
+/// The outcome of one fixture, as reporters see it.
+#[derive(Debug, Clone)]
+pub struct FixtureResult {
+    pub id: String,
+    pub dir: PathBuf,
+    pub verdict: Verdict,
+    pub run_id: Option<String>,
+    pub duration_ms: u64,
+    pub tool_calls: u64,
+    pub reasons: Vec<Reason>,
+    /// Tails of the agent's output, for the human report of failures.
+    pub stdout_tail: String,
+    pub stderr_tail: String,
+    /// Bytes of output beyond the kept tails.
+    pub output_dropped: u64,
+}
+
+/// Runs every discovered fixture and hands each result to `on_result` in id order.
+/// Returns the results of the fixtures that finished (an interrupted run is left out).
+pub fn run_fixtures(
+    settings: &Settings,
+    fixtures: &[Discovered],
+    mut on_result: impl FnMut(&FixtureResult),
+) -> Vec<FixtureResult> {
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Option<FixtureResult>)>();
+    let jobs = settings.jobs.max(1).min(fixtures.len().max(1));
+    let mut done: Vec<FixtureResult> = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= fixtures.len() {
+                    break;
+                }
+                let result = if process::interrupted().is_some() {
+                    None
+                } else {
+                    run_one(settings, &fixtures[i])
+                };
+                if tx.send((i, result)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Option<FixtureResult>> = BTreeMap::new();
+        let mut emit_from = 0;
+        for (i, r) in rx {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&emit_from) {
+                if let Some(r) = r {
+                    on_result(&r);
+                    done.push(r);
+                }
+                emit_from += 1;
+            }
+        }
+    });
+    done
+}
+
+fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
+    FixtureResult {
+        id: d.id.clone(),
+        dir: d.dir.clone(),
+        verdict: Verdict::Skipped,
+        run_id: None,
+        duration_ms: 0,
+        tool_calls: 0,
+        reasons: vec![Reason::new(ReasonCode::Skipped, check, "", message)],
+        stdout_tail: String::new(),
+        stderr_tail: String::new(),
+        output_dropped: 0,
+    }
+}
+
+/// One fixture, start to finish. `None` when the harness was interrupted during the run.
+fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
+    if !settings.filters.is_empty() && !settings.filters.iter().any(|f| d.id.contains(f.as_str())) {
+        return Some(skipped(d, "filtered out by --filter".into(), "filter"));
+    }
+    let loaded = fixture::load(&d.id, &d.dir);
+    if let Some(reason) = loaded
+        .fixture
+        .as_ref()
+        .and_then(|f| f.notes.as_ref())
+        .and_then(|n| n.skip.clone())
+    {
+        return Some(skipped(d, format!("notes.json skip: {reason}"), "notes"));
+    }
+    let mut run = Run::start(settings, d, loaded.fixture.as_ref());
+    let Some(fixture) = loaded.fixture else {
+        let reasons = loaded
+            .errors()
+            .map(|diag| {
+                let pointer = match &diag.location {
+                    Some(crate::diagnostic::Location::Pointer { pointer }) => pointer.clone(),
+                    _ => String::new(),
+                };
+                let mut message = format!("{}: {}", diag.place(), diag.message);
+                if let Some(h) = &diag.hint {
+                    message.push_str(&format!(" (hint: {h})"));
+                }
+                Reason::new(ReasonCode::InvalidFixture, "fixture", pointer, message)
+            })
+            .collect();
+        return Some(run.finish_without_agent(reasons));
+    };
+    let agent = match resolve_agent(settings, &fixture.input.agent) {
+        Ok(a) => a,
+        Err(message) => {
+            let reason = Reason::new(ReasonCode::AgentUnavailable, "agent", "/agent", message);
+            return Some(run.finish_without_agent(vec![reason]));
+        }
+    };
+    run.record.agent_name = Some(fixture.input.agent.clone());
+    let mut pre_reasons = Vec::new();
+    if settings.mode == Mode::Strict {
+        let message = "strict mode needs OS isolation (no network but the gateway, no writes outside the workspace), which this build of agent-replay does not provide yet".to_string();
+        if settings.allow_unisolated {
+            pre_reasons.push(Reason::degraded_isolation(format!("{message}; ran unisolated because of --allow-unisolated")));
+        } else {
+            let reason = Reason::new(
+                ReasonCode::IsolationUnavailable,
+                "mode",
+                "",
+                format!("{message}; the agent was not started (pass --allow-unisolated to run it anyway, degraded)"),
+            );
+            return Some(run.finish_without_agent(vec![reason]));
+        }
+    }
+    run.execute(&fixture, &agent, pre_reasons)
+}
+
+fn resolve_agent(settings: &Settings, name: &str) -> Result<AgentCommand, String> {
+    if let Some(words) = settings.agent_overrides.get(name) {
+        return crate::config::resolve_command(words, &settings.cwd, Vec::new())
+            .map_err(|e| format!("agent `{name}` (from --agent): {e}"));
+    }
+    let Some(config) = &settings.config else {
+        return Err(format!(
+            "agent `{name}` is not configured: no {} was found in {} or its parents; add [agents.{name}] with a command, or pass --agent {name}=COMMAND",
+            crate::config::FILE_NAME,
+            settings.cwd.display()
+        ));
+    };
+    let Some(agent) = config.agents.get(name) else {
+        let known: Vec<&str> = config.agents.keys().map(String::as_str).collect();
+        let hint = match crate::diagnostic::did_you_mean(name, known.iter().copied()) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None if known.is_empty() => "the config defines no agents".to_string(),
+            None => format!("configured agents: {}", known.join(", ")),
+        };
+        return Err(format!(
+            "agent `{name}` is not in {}: {hint}; add [agents.{name}] or pass --agent {name}=COMMAND",
+            config.dir.as_ref().map(|d| d.join(crate::config::FILE_NAME).display().to_string()).unwrap_or_default()
+        ));
+    };
+    let base = config.dir.clone().unwrap_or_else(|| settings.cwd.clone());
+    let env = agent.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    crate::config::resolve_command(&agent.command, &base, env)
+        .map_err(|e| format!("agent `{name}`: {e}"))
+}
+
+/// One run's record keeping: RUNNING at start, terminal at finish.
+struct Run<'a> {
+    settings: &'a Settings,
+    discovered: &'a Discovered,
+    record: RunRecord,
+}
+
+impl<'a> Run<'a> {
+    fn start(settings: &'a Settings, d: &'a Discovered, fixture: Option<&Fixture>) -> Run<'a> {
+        let input = fixture.map(|f| &f.input);
+        let record = RunRecord {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            run_type: RunType::Replay,
+            fixture_id: Some(d.id.clone()),
+            task_id: input.map(|i| i.task_id.clone()),
+            attempt: input.map(|i| i.attempt),
+            agent_name: input.map(|i| i.agent.clone()),
+            started_at: Some(crate::time::now()),
+            closed_at: None,
+            code_version: settings.code_version.clone(),
+            model: input.and_then(|i| i.model.clone()),
+            prompt_version: input.and_then(|i| i.prompt_version.clone()),
+            tool_allowlist: input.and_then(|i| i.tool_allowlist.clone()),
+            timeout_seconds: input.map(|i| i.timeout_seconds),
+            input_sha256: std::fs::read(d.dir.join("input.json"))
+                .ok()
+                .map(|b| crate::sandbox::sha256_hex(&b)),
+            state_refs: input.map(|i| i.state_refs.clone()),
+            artifact_refs: None,
+            status: Status::Running,
+            failure_class: None,
+            failure_reason: None,
+            verdict: None,
+            reasons: None,
+            mode: Some(settings.mode.as_str().to_string()),
+            duration_ms: None,
+            tool_calls: None,
+            extra: Default::default(),
+        };
+        // A ledger that cannot be written must not stop the run from being judged; the
+        // failure is reported on stderr by the CLI's ledger check before any run starts.
+        let _ = settings.ledger.append(&record);
+        Run {
+            settings,
+            discovered: d,
+            record,
+        }
+    }
+
+    /// Appends the terminal record. `verdict` is `None` for a run the harness aborted.
+    fn close(&mut self, status: Status, verdict: Option<Verdict>, reasons: &[Reason], duration_ms: u64, tool_calls: u64) {
+        let r = &mut self.record;
+        r.closed_at = Some(crate::time::now());
+        r.status = status;
+        r.verdict = verdict.map(|v| v.as_str().into());
+        let judged = verdict.is_some_and(|v| v != Verdict::Passed);
+        r.failure_class = match verdict {
+            None => Some("aborted".into()),
+            Some(_) if judged => reasons.first().map(|x| x.code.as_str().to_string()),
+            Some(_) => None,
+        };
+        r.failure_reason = match verdict {
+            None => Some("the harness was interrupted; the agent was stopped".into()),
+            Some(_) if judged => reasons.first().map(|x| x.message.clone()),
+            Some(_) => None,
+        };
+        r.reasons = Some(reasons.to_vec());
+        r.duration_ms = Some(duration_ms);
+        r.tool_calls = Some(tool_calls);
+        let _ = self.settings.ledger.append(&self.record);
+    }
+
+    fn finish_without_agent(mut self, reasons: Vec<Reason>) -> FixtureResult {
+        let verdict = Verdict::of(&reasons, self.settings.mode == Mode::Strict);
+        self.close(Status::Failed, Some(verdict), &reasons, 0, 0);
+        FixtureResult {
+            id: self.discovered.id.clone(),
+            dir: self.discovered.dir.clone(),
+            verdict,
+            run_id: Some(self.record.run_id.clone()),
+            duration_ms: 0,
+            tool_calls: 0,
+            reasons,
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+            output_dropped: 0,
+        }
+    }
+
+    fn execute(mut self, fixture: &Fixture, agent: &AgentCommand, mut reasons: Vec<Reason>) -> Option<FixtureResult> {
+        let settings = self.settings;
+        let harness_error = |e: String| Reason::new(ReasonCode::AgentUnavailable, "harness", "", e);
+        let sandbox = match Sandbox::create(&fixture.workspace_dir(), &fixture.input_bytes) {
+            Ok(s) => s,
+            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot create the run's workspace: {e}"))])),
+        };
+        let state_before = contract::read_state_before(fixture, &sandbox.workspace);
+        let before = match Snapshot::take(&sandbox.workspace) {
+            Ok(s) => s,
+            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot snapshot the workspace: {e}"))])),
+        };
+        let session = Session::new(
+            settings.mode,
+            CassetteIndex::new(&fixture.cassette_or_empty()),
+            fixture.input.tool_allowlist.clone(),
+            sandbox.workspace.clone(),
+            fixture.dir.clone(),
+            settings.redactor.clone(),
+        );
+        let gateway = match Gateway::start(&sandbox.socket, session) {
+            Ok(g) => g,
+            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot start the gateway on {}: {e}", sandbox.socket.display()))])),
+        };
+
+        let base_env = base_env(&sandbox);
+        let mut env = base_env.clone();
+        env.extend(agent.env.iter().cloned());
+        let run_id = self.record.run_id.clone();
+        env.extend([
+            ("AGENT_REPLAY_SOCKET".to_string(), sandbox.socket.display().to_string()),
+            ("AGENT_REPLAY_MODE".to_string(), settings.mode.as_str().to_string()),
+            ("AGENT_REPLAY_RUN_ID".to_string(), run_id.clone()),
+            ("AGENT_REPLAY_FIXTURE".to_string(), fixture.id.clone()),
+            ("AGENT_REPLAY_WORKSPACE".to_string(), sandbox.workspace.display().to_string()),
+            ("AGENT_REPLAY_INPUT".to_string(), sandbox.input_copy.display().to_string()),
+        ]);
+        let spec = process::Spec {
+            program: agent.program.clone(),
+            args: agent.args.clone(),
+            cwd: sandbox.workspace.clone(),
+            env,
+            stdin: fixture.input_bytes.clone(),
+            timeout: Duration::from_secs_f64(fixture.input.timeout_seconds),
+            grace: settings.grace,
+            run_id: run_id.clone(),
+        };
+        let outcome = match process::run_agent(&spec) {
+            Ok(o) => o,
+            Err(e) => {
+                drop(gateway.stop());
+                let reason = Reason::new(
+                    ReasonCode::AgentUnavailable,
+                    "agent",
+                    "/agent",
+                    format!("agent `{}` ({}): {e}", fixture.input.agent, agent.display),
+                );
+                return Some(self.finish_without_agent(vec![reason]));
+            }
+        };
+        let transcript = gateway.stop();
+        let duration_ms = outcome.duration.as_millis() as u64;
+        let tool_calls = transcript.calls.len() as u64;
+
+        if let Exit::Aborted(_) = outcome.exit {
+            self.record.artifact_refs = Some(transcript.artifact_refs());
+            self.close(Status::Aborted, None, &[], duration_ms, tool_calls);
+            return None;
+        }
+
+        let after = Snapshot::take(&sandbox.workspace).unwrap_or_default();
+        let changes = before.diff(&after);
+        let ctx = contract::Context {
+            fixture,
+            transcript: &transcript,
+            workspace: &sandbox.workspace,
+            changes: &changes,
+            before: &before,
+            state_before: &state_before,
+            outcome: &outcome,
+            strict: settings.mode == Mode::Strict,
+        };
+        reasons.extend(contract::check(&ctx));
+        let validator_reasons = contract::validators::run_all(
+            &contract::validators::ValidatorRun {
+                fixture,
+                run_id: &run_id,
+                transcript: &transcript,
+                workspace: &sandbox.workspace,
+                base_env: &base_env,
+                grace: settings.grace,
+            },
+            &reasons,
+        );
+        reasons.extend(validator_reasons);
+        let verdict = Verdict::of(&reasons, settings.mode == Mode::Strict);
+        let status = if verdict.is_ok() {
+            Status::Succeeded
+        } else if outcome.exit == Exit::TimedOut {
+            Status::TimedOut
+        } else {
+            Status::Failed
+        };
+        self.record.artifact_refs = Some(transcript.artifact_refs());
+        self.close(status, Some(verdict), &reasons, duration_ms, tool_calls);
+        Some(FixtureResult {
+            id: fixture.id.clone(),
+            dir: fixture.dir.clone(),
+            verdict,
+            run_id: Some(run_id),
+            duration_ms,
+            tool_calls,
+            reasons,
+            stdout_tail: tail_text(&outcome, false),
+            stderr_tail: tail_text(&outcome, true),
+            output_dropped: outcome.stdout.dropped() + outcome.stderr.dropped(),
+        })
+    }
+}
+
+/// The cleared environment every agent and validator starts from (§2).
+fn base_env(sandbox: &Sandbox) -> Vec<(String, String)> {
+    let env = vec![
+        ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("TZ".to_string(), "UTC".to_string()),
+        ("HOME".to_string(), sandbox.home.display().to_string()),
+    ];
+    env
+}
+
+fn tail_text(outcome: &Outcome, stderr: bool) -> String {
+    let c = if stderr { &outcome.stderr } else { &outcome.stdout };
+    let text = String::from_utf8_lossy(&c.tail);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(20);
+    lines[start..].join("\n")
+}

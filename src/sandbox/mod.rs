@@ -1,0 +1,325 @@
+//! [`Sandbox`]: the scratch world of one run, and what the agent changed in it.
+//!
+//! The run directory holds the workspace (a copy of the fixture's `workspace/`), a private
+//! `HOME`, the gateway socket and a read-only copy of input.json. Only the workspace is the
+//! agent's: the rest lives beside it so nothing the harness creates counts as a mutation.
+//! [`Snapshot`] hashes every file (and symlink target) before and after the run; the diff
+//! is what the `mutations` check judges. Symlinks are never followed.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+pub struct Sandbox {
+    // Dropped last: removes everything below.
+    _root: tempfile::TempDir,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub socket: PathBuf,
+    pub input_copy: PathBuf,
+}
+
+impl Sandbox {
+    /// Creates the run directory and copies `template` (if it exists) into the workspace.
+    pub fn create(template: &Path, input_bytes: &[u8]) -> io::Result<Sandbox> {
+        // Unix socket paths are limited to ~108 bytes: keep the root short.
+        let root = tempfile::Builder::new()
+            .prefix("agent-replay-")
+            .tempdir_in(std::env::temp_dir())?;
+        let base = std::fs::canonicalize(root.path())?;
+        let workspace = base.join("workspace");
+        let home = base.join("home");
+        std::fs::create_dir(&workspace)?;
+        std::fs::create_dir(&home)?;
+        if template.is_dir() {
+            copy_tree(template, &workspace)?;
+        }
+        let input_copy = base.join("input.json");
+        std::fs::write(&input_copy, input_bytes)?;
+        let mut perms = std::fs::metadata(&input_copy)?.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&input_copy, perms)?;
+        Ok(Sandbox {
+            socket: base.join("gateway.sock"),
+            _root: root,
+            workspace,
+            home,
+            input_copy,
+        })
+    }
+
+    /// The real path of a workspace-relative `rel`, or `None` when it would leave the
+    /// workspace (absolute, `..`, or through a symlink pointing out).
+    pub fn resolve(&self, rel: &str) -> Option<PathBuf> {
+        resolve_inside(&self.workspace, rel)
+    }
+}
+
+/// See [`Sandbox::resolve`].
+pub fn resolve_inside(root: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return None;
+    }
+    let root = std::fs::canonicalize(root).ok()?;
+    let full = root.join(p);
+    // The deepest existing ancestor decides where symlinks lead.
+    let mut probe = full.as_path();
+    loop {
+        if std::fs::symlink_metadata(probe).is_ok() {
+            let real = std::fs::canonicalize(probe).ok();
+            // A dangling symlink cannot be canonicalized: refuse it, it may point outside.
+            let real = real.filter(|r| r.starts_with(&root))?;
+            let rest = full.strip_prefix(probe).ok()?;
+            return Some(if rest.as_os_str().is_empty() { real } else { real.join(rest) });
+        }
+        probe = probe.parent()?;
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in walkdir::WalkDir::new(from).follow_links(false) {
+        let entry = entry.map_err(io::Error::other)?;
+        let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = to.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a path held at snapshot time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File { sha256: String, bytes: u64 },
+    Symlink { target: PathBuf },
+}
+
+/// Every file and symlink of a tree, keyed by `/`-separated relative path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    Modified,
+    Deleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+impl Snapshot {
+    /// Hashes every file under `root` (contents, not mtimes: a same-size rewrite counts).
+    pub fn take(root: &Path) -> io::Result<Snapshot> {
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let mut entries = BTreeMap::new();
+        for entry in walkdir::WalkDir::new(root).follow_links(false) {
+            let entry = entry.map_err(io::Error::other)?;
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            let rel = rel_string(entry.path().strip_prefix(root).map_err(io::Error::other)?);
+            if ft.is_symlink() {
+                entries.insert(
+                    rel,
+                    Entry::Symlink {
+                        target: std::fs::read_link(entry.path())?,
+                    },
+                );
+            } else if ft.is_file() {
+                files.push((rel, entry.path().to_path_buf()));
+            }
+        }
+        let hashed = hash_parallel(&files);
+        for ((rel, _), result) in files.into_iter().zip(hashed) {
+            match result {
+                Ok((sha256, bytes)) => {
+                    entries.insert(rel, Entry::File { sha256, bytes });
+                }
+                // Gone between listing and hashing: it does not exist at snapshot time.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Snapshot { entries })
+    }
+
+    pub fn diff(&self, after: &Snapshot) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (path, before) in &self.entries {
+            match after.entries.get(path) {
+                None => changes.push(Change {
+                    path: path.clone(),
+                    kind: ChangeKind::Deleted,
+                }),
+                Some(now) if now != before => changes.push(Change {
+                    path: path.clone(),
+                    kind: ChangeKind::Modified,
+                }),
+                Some(_) => {}
+            }
+        }
+        for path in after.entries.keys() {
+            if !self.entries.contains_key(path) {
+                changes.push(Change {
+                    path: path.clone(),
+                    kind: ChangeKind::Created,
+                });
+            }
+        }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        changes
+    }
+}
+
+fn rel_string(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn hash_parallel(files: &[(String, PathBuf)]) -> Vec<io::Result<(String, u64)>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if files.len() < 16 || workers == 1 {
+        return files.iter().map(|(_, p)| hash_file(p)).collect();
+    }
+    let chunk = files.len().div_ceil(workers);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|(_, p)| hash_file(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("hashing threads do not panic"))
+            .collect()
+    })
+}
+
+/// sha256 (lowercase hex) and length of a file.
+pub fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), bytes))
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A mutation glob: `*` stays within a path component, `**` crosses them.
+pub fn glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    Ok(globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_sees_same_size_rewrites_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("state")).unwrap();
+        std::fs::write(root.join("state/a.json"), "aaaa").unwrap();
+        std::fs::write(root.join("gone.txt"), "x").unwrap();
+        let before = Snapshot::take(root).unwrap();
+        std::fs::write(root.join("state/a.json"), "bbbb").unwrap();
+        std::fs::remove_file(root.join("gone.txt")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let after = Snapshot::take(root).unwrap();
+        let changes: Vec<(String, ChangeKind)> = before
+            .diff(&after)
+            .into_iter()
+            .map(|c| (c.path, c.kind))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                ("gone.txt".into(), ChangeKind::Deleted),
+                ("link".into(), ChangeKind::Created),
+                ("state/a.json".into(), ChangeKind::Modified),
+            ]
+        );
+    }
+
+    #[test]
+    fn resolve_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("ok.txt"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("out")).unwrap();
+        assert!(resolve_inside(root, "ok.txt").is_some());
+        assert!(resolve_inside(root, "missing/new.txt").is_some());
+        assert!(resolve_inside(root, "../x").is_none());
+        assert!(resolve_inside(root, "/etc/passwd").is_none());
+        assert!(resolve_inside(root, "out/passwd").is_none());
+    }
+
+    #[test]
+    fn globs_keep_single_star_in_one_component() {
+        assert!(glob("out/*").unwrap().is_match("out/a.md"));
+        assert!(!glob("out/*").unwrap().is_match("out/a/b.md"));
+        assert!(glob("out/**").unwrap().is_match("out/a/b.md"));
+        assert!(glob("state/ledger/**").unwrap().is_match("state/ledger/x.json"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The JSON Schemas of our file formats, generated from the Rust types.
+//!
+//! `schemas/*.json` are committed for users and editors; `cargo xtask schemas` writes them
+//! and `cargo xtask schemas --check` (run by a test) fails when they drift from the types.
+//! The same schemas validate fixture files before they are deserialized, which is what
+//! gives every load error a JSON Pointer.
+
+use crate::fixture::format::{Cassette, Contract, Input, Notes};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// A file format the harness reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Input,
+    Contract,
+    Cassette,
+    Notes,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Input, Kind::Contract, Kind::Cassette, Kind::Notes];
+
+    /// The `<kind>` of `agent-replay/<kind>@1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Input => "input",
+            Kind::Contract => "contract",
+            Kind::Cassette => "cassette",
+            Kind::Notes => "notes",
+        }
+    }
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Kind::Input => "input.json",
+            Kind::Contract => "expected.json",
+            Kind::Cassette => "tool_cassettes.json",
+            Kind::Notes => "notes.json",
+        }
+    }
+
+    pub fn schema_file(self) -> String {
+        format!("{}.schema.json", self.name())
+    }
+
+    pub fn schema(self) -> Value {
+        let mut schema = match self {
+            Kind::Input => schemars::schema_for!(Input),
+            Kind::Contract => schemars::schema_for!(Contract),
+            Kind::Cassette => schemars::schema_for!(Cassette),
+            Kind::Notes => schemars::schema_for!(Notes),
+        }
+        .to_value();
+        if let Value::Object(m) = &mut schema {
+            m.insert(
+                "$id".into(),
+                Value::String(format!(
+                    "https://agent-replay.dev/schemas/{}",
+                    self.schema_file()
+                )),
+            );
+        }
+        schema
+    }
+
+    /// The compiled validator, built once per process.
+    pub fn validator(self) -> &'static jsonschema::Validator {
+        static CELLS: [OnceLock<jsonschema::Validator>; 4] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        CELLS[self as usize].get_or_init(|| {
+            jsonschema::validator_for(&self.schema()).expect("generated schemas are valid")
+        })
+    }
+
+    /// Every property name the schema knows, for "did you mean" hints.
+    pub fn field_names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        collect_properties(&self.schema(), &mut names);
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+fn collect_properties(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            m.values().for_each(|v| collect_properties(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| collect_properties(v, out)),
+        _ => {}
+    }
+}
+
+/// Every committed schema: (file name under `schemas/`, pretty JSON with a final newline).
+pub fn all() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Kind::ALL
+        .iter()
+        .map(|k| (k.schema_file(), pretty(&k.schema())))
+        .collect();
+    files.extend(extra_schemas());
+    files
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("schemas serialize");
+    s.push('\n');
+    s
+}
+
+/// Schemas of formats the harness writes (reports, run records).
+fn extra_schemas() -> Vec<(String, String)> {
+    let mut record = schemars::schema_for!(crate::ledger::RunRecord).to_value();
+    if let Value::Object(m) = &mut record {
+        m.insert(
+            "$id".into(),
+            Value::String("https://agent-replay.dev/schemas/run-record.schema.json".into()),
+        );
+    }
+    let mut report = schemars::schema_for!(crate::report::json::Report).to_value();
+    if let Value::Object(m) = &mut report {
+        m.insert(
+            "$id".into(),
+            Value::String("https://agent-replay.dev/schemas/report.schema.json".into()),
+        );
+    }
+    vec![
+        ("run-record.schema.json".into(), pretty(&record)),
+        ("report.schema.json".into(), pretty(&report)),
+    ]
+}

@@ -1,0 +1,105 @@
+//! [`Transcript`]: everything the agent said to the gateway during one run.
+//!
+//! The gateway only appends here; contract checks only read it. It is the single source
+//! of truth for tool calls, events, artifact refs and the close.
+
+use crate::cassette::Closest;
+use crate::fixture::format::Effect;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// Answered from the cassette with interaction `index`.
+    Replayed { index: usize, is_error: bool },
+    /// Matched nothing; refused with -32001. `blocked` in strict mode.
+    Unrecorded {
+        closest: Option<Closest>,
+        blocked: bool,
+    },
+    /// The tool is not in `tool_allowlist`; refused with -32002.
+    NotAllowed,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub tool: String,
+    /// The arguments as matched (after redaction).
+    pub arguments: Value,
+    pub effect: Effect,
+    pub outcome: CallOutcome,
+    pub at_ms: u64,
+}
+
+impl CallRecord {
+    /// Answered without an MCP `isError`.
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, CallOutcome::Replayed { is_error: false, .. })
+    }
+
+    pub fn answered(&self) -> bool {
+        matches!(self.outcome, CallOutcome::Replayed { .. })
+    }
+
+    pub fn is_error(&self) -> bool {
+        !self.succeeded()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub name: String,
+    pub data: Value,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArtifactRecord {
+    pub path: String,
+    /// `None` when the file did not exist (or was not a regular file) when reported.
+    pub sha256: Option<String>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloseRecord {
+    pub status: String,
+    pub output: Value,
+    pub failure_class: Option<String>,
+    pub failure_reason: Option<String>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    pub calls: Vec<CallRecord>,
+    pub events: Vec<EventRecord>,
+    pub artifacts: Vec<ArtifactRecord>,
+    pub close: Option<CloseRecord>,
+}
+
+impl Transcript {
+    /// The closed output, `Null` when the run never closed.
+    pub fn output(&self) -> &Value {
+        self.close.as_ref().map(|c| &c.output).unwrap_or(&Value::Null)
+    }
+
+    /// Artifact refs from `run/artifact` and `output.artifact_refs`, merged and deduplicated
+    /// in first-seen order.
+    pub fn artifact_refs(&self) -> Vec<String> {
+        let mut refs: Vec<String> = Vec::new();
+        let from_output = self
+            .output()
+            .get("artifact_refs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string));
+        for r in self.artifacts.iter().map(|a| a.path.clone()).chain(from_output) {
+            let norm = r.trim_start_matches("./").to_string();
+            if !refs.contains(&norm) {
+                refs.push(norm);
+            }
+        }
+        refs
+    }
+}
