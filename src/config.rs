@@ -137,7 +137,11 @@ pub fn resolve_command(
     };
     let absolutize = |w: &String| -> String {
         let p = Path::new(w);
-        if p.is_relative() && !w.is_empty() && base.join(p).exists() && (w.contains('/') || base.join(p).is_file()) {
+        if p.is_relative()
+            && !w.is_empty()
+            && base.join(p).exists()
+            && (w.contains('/') || base.join(p).is_file())
+        {
             base.join(p).display().to_string()
         } else {
             w.clone()
@@ -146,7 +150,10 @@ pub fn resolve_command(
     let program_path = if program.contains('/') {
         let p = PathBuf::from(absolutize(program));
         if !p.is_file() {
-            return Err(format!("`{program}` does not exist (resolved from {})", base.display()));
+            return Err(format!(
+                "`{program}` does not exist (resolved from {})",
+                base.display()
+            ));
         }
         p
     } else {

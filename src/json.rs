@@ -177,11 +177,26 @@ pub struct LeafDiff {
 /// Counts differing leaf values between `recorded` and `called`. A key missing on one side
 /// counts each leaf below it once.
 pub fn leaf_diff(recorded: &Value, called: &Value) -> LeafDiff {
+    diff_with(recorded, called, false)
+}
+
+/// Like [`leaf_diff`], for `subset` matching: keys only the call has do not count.
+pub fn subset_diff(recorded: &Value, called: &Value) -> LeafDiff {
+    diff_with(recorded, called, true)
+}
+
+fn diff_with(recorded: &Value, called: &Value, subset: bool) -> LeafDiff {
     let mut diff = LeafDiff {
         count: 0,
         first: None,
     };
-    walk_diff(Some(recorded), Some(called), &mut String::new(), &mut diff);
+    walk_diff(
+        Some(recorded),
+        Some(called),
+        &mut String::new(),
+        &mut diff,
+        subset,
+    );
     diff
 }
 
@@ -193,17 +208,24 @@ fn leaves(v: &Value) -> usize {
     }
 }
 
-fn walk_diff(r: Option<&Value>, c: Option<&Value>, path: &mut String, diff: &mut LeafDiff) {
+fn walk_diff(
+    r: Option<&Value>,
+    c: Option<&Value>,
+    path: &mut String,
+    diff: &mut LeafDiff,
+    subset: bool,
+) {
     match (r, c) {
         (Some(Value::Object(rm)), Some(Value::Object(cm))) => {
-            let mut keys: Vec<&String> = rm.keys().chain(cm.keys()).collect();
+            let extra = cm.keys().filter(|_| !subset);
+            let mut keys: Vec<&String> = rm.keys().chain(extra).collect();
             keys.sort();
             keys.dedup();
             for k in keys {
                 let len = path.len();
                 path.push('/');
                 path.push_str(&escape_token(k));
-                walk_diff(rm.get(k), cm.get(k), path, diff);
+                walk_diff(rm.get(k), cm.get(k), path, diff, subset);
                 path.truncate(len);
             }
         }
@@ -211,7 +233,7 @@ fn walk_diff(r: Option<&Value>, c: Option<&Value>, path: &mut String, diff: &mut
             for i in 0..ra.len().max(ca.len()) {
                 let len = path.len();
                 let _ = write!(path, "/{i}");
-                walk_diff(ra.get(i), ca.get(i), path, diff);
+                walk_diff(ra.get(i), ca.get(i), path, diff, subset);
                 path.truncate(len);
             }
         }
@@ -260,16 +282,16 @@ mod tests {
     #[test]
     fn pointers_are_removed_when_present_and_ignored_when_absent() {
         let v = json!({"a": {"b/c": 1, "d": 2}, "l": [0, 1]});
-        let out = without_pointers(
-            &v,
-            &["/a/b~1c".into(), "/missing/x".into(), "/l/0".into()],
-        );
+        let out = without_pointers(&v, &["/a/b~1c".into(), "/missing/x".into(), "/l/0".into()]);
         assert_eq!(out, json!({"a": {"d": 2}, "l": [1]}));
     }
 
     #[test]
     fn leaf_diff_names_first_pointer() {
-        let d = leaf_diff(&json!({"q": "x", "n": 1}), &json!({"q": "y", "n": 1, "extra": true}));
+        let d = leaf_diff(
+            &json!({"q": "x", "n": 1}),
+            &json!({"q": "y", "n": 1, "extra": true}),
+        );
         assert_eq!(d.count, 2);
         assert_eq!(
             d.first,

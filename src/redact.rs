@@ -36,12 +36,24 @@ fn builtin() -> &'static [Pattern] {
                 r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
                 0,
             ),
-            p("authorization", r"(?i)\b(?:Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})", 1),
+            p(
+                "authorization",
+                r"(?i)\b(?:Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})",
+                1,
+            ),
             p("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{10,}", 0),
             p("openai_key", r"\bsk-[A-Za-z0-9_-]{16,}", 0),
-            p("github_token", r"\b(?:ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", 0),
+            p(
+                "github_token",
+                r"\b(?:ghp_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})",
+                0,
+            ),
             p("aws_access_key", r"\bAKIA[0-9A-Z]{16}\b", 0),
-            p("jwt", r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", 0),
+            p(
+                "jwt",
+                r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
+                0,
+            ),
         ]
     })
 }
@@ -154,12 +166,24 @@ mod tests {
         let mut counts = Vec::new();
         let text = "Authorization: Bearer abc.def-123456 key sk-ant-api03-abcdefghijkl and sk-proj-abcdefghijklmnop1234 ghp_abcdefghijklmnopqrstuvwxyz AKIAABCDEFGHIJKLMNOP";
         let out = r.redact_text(text, &mut counts);
-        for secret in ["abc.def-123456", "sk-ant-api03", "sk-proj-", "ghp_", "AKIAABCD"] {
+        for secret in [
+            "abc.def-123456",
+            "sk-ant-api03",
+            "sk-proj-",
+            "ghp_",
+            "AKIAABCD",
+        ] {
             assert!(!out.contains(secret), "{secret} survived in {out}");
         }
         assert_eq!(
             counts,
-            ["authorization", "anthropic_key", "openai_key", "github_token", "aws_access_key"]
+            [
+                "authorization",
+                "anthropic_key",
+                "openai_key",
+                "github_token",
+                "aws_access_key"
+            ]
         );
         assert!(out.contains(&token("authorization", "abc.def-123456")));
         // Redacting twice changes nothing: tokens are not secrets.
@@ -175,7 +199,10 @@ mod tests {
         .unwrap();
         let v = r.redact_value(&json!({"task": {"email": "a@b.c", "note": "for CUST-123456"}}));
         assert_eq!(v["task"]["email"], json!(token("pointer", "a@b.c")));
-        assert_eq!(v["task"]["note"], json!(format!("for {}", token("customer", "CUST-123456"))));
+        assert_eq!(
+            v["task"]["note"],
+            json!(format!("for {}", token("customer", "CUST-123456")))
+        );
         assert!(token("x", "s").len() == "[REDACTED:x:12345678]".len());
     }
 }

@@ -162,7 +162,9 @@ fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
     if settings.mode == Mode::Strict {
         let message = "strict mode needs OS isolation (no network but the gateway, no writes outside the workspace), which this build of agent-replay does not provide yet".to_string();
         if settings.allow_unisolated {
-            pre_reasons.push(Reason::degraded_isolation(format!("{message}; ran unisolated because of --allow-unisolated")));
+            pre_reasons.push(Reason::degraded_isolation(format!(
+                "{message}; ran unisolated because of --allow-unisolated"
+            )));
         } else {
             let reason = Reason::new(
                 ReasonCode::IsolationUnavailable,
@@ -201,7 +203,11 @@ fn resolve_agent(settings: &Settings, name: &str) -> Result<AgentCommand, String
         ));
     };
     let base = config.dir.clone().unwrap_or_else(|| settings.cwd.clone());
-    let env = agent.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let env = agent
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     crate::config::resolve_command(&agent.command, &base, env)
         .map_err(|e| format!("agent `{name}`: {e}"))
 }
@@ -256,7 +262,14 @@ impl<'a> Run<'a> {
     }
 
     /// Appends the terminal record. `verdict` is `None` for a run the harness aborted.
-    fn close(&mut self, status: Status, verdict: Option<Verdict>, reasons: &[Reason], duration_ms: u64, tool_calls: u64) {
+    fn close(
+        &mut self,
+        status: Status,
+        verdict: Option<Verdict>,
+        reasons: &[Reason],
+        duration_ms: u64,
+        tool_calls: u64,
+    ) {
         let r = &mut self.record;
         r.closed_at = Some(crate::time::now());
         r.status = status;
@@ -295,17 +308,30 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn execute(mut self, fixture: &Fixture, agent: &AgentCommand, mut reasons: Vec<Reason>) -> Option<FixtureResult> {
+    fn execute(
+        mut self,
+        fixture: &Fixture,
+        agent: &AgentCommand,
+        mut reasons: Vec<Reason>,
+    ) -> Option<FixtureResult> {
         let settings = self.settings;
         let harness_error = |e: String| Reason::new(ReasonCode::AgentUnavailable, "harness", "", e);
         let sandbox = match Sandbox::create(&fixture.workspace_dir(), &fixture.input_bytes) {
             Ok(s) => s,
-            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot create the run's workspace: {e}"))])),
+            Err(e) => {
+                return Some(self.finish_without_agent(vec![harness_error(format!(
+                    "cannot create the run's workspace: {e}"
+                ))]))
+            }
         };
         let state_before = contract::read_state_before(fixture, &sandbox.workspace);
         let before = match Snapshot::take(&sandbox.workspace) {
             Ok(s) => s,
-            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot snapshot the workspace: {e}"))])),
+            Err(e) => {
+                return Some(self.finish_without_agent(vec![harness_error(format!(
+                    "cannot snapshot the workspace: {e}"
+                ))]))
+            }
         };
         let session = Session::new(
             settings.mode,
@@ -317,7 +343,12 @@ impl<'a> Run<'a> {
         );
         let gateway = match Gateway::start(&sandbox.socket, session) {
             Ok(g) => g,
-            Err(e) => return Some(self.finish_without_agent(vec![harness_error(format!("cannot start the gateway on {}: {e}", sandbox.socket.display()))])),
+            Err(e) => {
+                return Some(self.finish_without_agent(vec![harness_error(format!(
+                    "cannot start the gateway on {}: {e}",
+                    sandbox.socket.display()
+                ))]))
+            }
         };
 
         let base_env = base_env(&sandbox);
@@ -325,12 +356,24 @@ impl<'a> Run<'a> {
         env.extend(agent.env.iter().cloned());
         let run_id = self.record.run_id.clone();
         env.extend([
-            ("AGENT_REPLAY_SOCKET".to_string(), sandbox.socket.display().to_string()),
-            ("AGENT_REPLAY_MODE".to_string(), settings.mode.as_str().to_string()),
+            (
+                "AGENT_REPLAY_SOCKET".to_string(),
+                sandbox.socket.display().to_string(),
+            ),
+            (
+                "AGENT_REPLAY_MODE".to_string(),
+                settings.mode.as_str().to_string(),
+            ),
             ("AGENT_REPLAY_RUN_ID".to_string(), run_id.clone()),
             ("AGENT_REPLAY_FIXTURE".to_string(), fixture.id.clone()),
-            ("AGENT_REPLAY_WORKSPACE".to_string(), sandbox.workspace.display().to_string()),
-            ("AGENT_REPLAY_INPUT".to_string(), sandbox.input_copy.display().to_string()),
+            (
+                "AGENT_REPLAY_WORKSPACE".to_string(),
+                sandbox.workspace.display().to_string(),
+            ),
+            (
+                "AGENT_REPLAY_INPUT".to_string(),
+                sandbox.input_copy.display().to_string(),
+            ),
         ]);
         let spec = process::Spec {
             program: agent.program.clone(),
@@ -418,7 +461,10 @@ impl<'a> Run<'a> {
 /// The cleared environment every agent and validator starts from (§2).
 fn base_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     let env = vec![
-        ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
+        (
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        ),
         ("LANG".to_string(), "C.UTF-8".to_string()),
         ("TZ".to_string(), "UTC".to_string()),
         ("HOME".to_string(), sandbox.home.display().to_string()),
@@ -427,7 +473,11 @@ fn base_env(sandbox: &Sandbox) -> Vec<(String, String)> {
 }
 
 fn tail_text(outcome: &Outcome, stderr: bool) -> String {
-    let c = if stderr { &outcome.stderr } else { &outcome.stdout };
+    let c = if stderr {
+        &outcome.stderr
+    } else {
+        &outcome.stdout
+    };
     let text = String::from_utf8_lossy(&c.tail);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(20);

@@ -66,8 +66,12 @@ impl Kind {
 
     /// The compiled validator, built once per process.
     pub fn validator(self) -> &'static jsonschema::Validator {
-        static CELLS: [OnceLock<jsonschema::Validator>; 4] =
-            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static CELLS: [OnceLock<jsonschema::Validator>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
         CELLS[self as usize].get_or_init(|| {
             jsonschema::validator_for(&self.schema()).expect("generated schemas are valid")
         })

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-05-08T12:00:00+02:00"), Some(t));
         let fine = parse_rfc3339("2026-05-08T10:00:00.123456789Z").unwrap();
         assert_eq!(fine.duration_since(t).unwrap().as_nanos(), 123_456_789);
-        assert_eq!(rfc3339(parse_rfc3339("2024-02-29T23:59:59.5Z").unwrap()), "2024-02-29T23:59:59.500Z");
+        assert_eq!(
+            rfc3339(parse_rfc3339("2024-02-29T23:59:59.5Z").unwrap()),
+            "2024-02-29T23:59:59.500Z"
+        );
         assert!(parse_rfc3339("yesterday").is_none());
     }
 }

@@ -33,7 +33,13 @@ pub struct CallRecord {
 impl CallRecord {
     /// Answered without an MCP `isError`.
     pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, CallOutcome::Replayed { is_error: false, .. })
+        matches!(
+            self.outcome,
+            CallOutcome::Replayed {
+                is_error: false,
+                ..
+            }
+        )
     }
 
     pub fn answered(&self) -> bool {
@@ -80,7 +86,10 @@ pub struct Transcript {
 impl Transcript {
     /// The closed output, `Null` when the run never closed.
     pub fn output(&self) -> &Value {
-        self.close.as_ref().map(|c| &c.output).unwrap_or(&Value::Null)
+        self.close
+            .as_ref()
+            .map(|c| &c.output)
+            .unwrap_or(&Value::Null)
     }
 
     /// Artifact refs from `run/artifact` and `output.artifact_refs`, merged and deduplicated
@@ -94,7 +103,12 @@ impl Transcript {
             .into_iter()
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_string));
-        for r in self.artifacts.iter().map(|a| a.path.clone()).chain(from_output) {
+        for r in self
+            .artifacts
+            .iter()
+            .map(|a| a.path.clone())
+            .chain(from_output)
+        {
             let norm = r.trim_start_matches("./").to_string();
             if !refs.contains(&norm) {
                 refs.push(norm);

@@ -99,10 +99,8 @@ impl CassetteIndex {
             entry.all.push(i);
             match it.match_.arguments {
                 MatchMode::Exact => {
-                    let key = json::canonical(&json::without_pointers(
-                        &it.arguments,
-                        &it.match_.ignore,
-                    ));
+                    let key =
+                        json::canonical(&json::without_pointers(&it.arguments, &it.match_.ignore));
                     let group = match entry
                         .exact
                         .iter_mut()
@@ -229,10 +227,14 @@ impl CassetteIndex {
         let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
         for &i in &entry.all {
             let it = &self.interactions[i];
-            let diff = json::leaf_diff(
-                &json::without_pointers(&it.arguments, &it.match_.ignore),
-                &json::without_pointers(arguments, &it.match_.ignore),
-            );
+            let recorded = json::without_pointers(&it.arguments, &it.match_.ignore);
+            let called = json::without_pointers(arguments, &it.match_.ignore);
+            let diff = match it.match_.arguments {
+                MatchMode::Exact => json::leaf_diff(&recorded, &called),
+                MatchMode::Subset => json::subset_diff(&recorded, &called),
+                // Any arguments match: only use can stop it answering.
+                MatchMode::Any => json::leaf_diff(&Value::Null, &Value::Null),
+            };
             let used = self.used[i];
             let better = match &best {
                 None => true,
@@ -284,11 +286,13 @@ mod tests {
 
     #[test]
     fn first_unused_in_file_order_then_repeat() {
-        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
-            it("a", "s", json!({"q": 1})),
-            {"id": "b", "tool": "s", "arguments": {"q": 1}, "result": {}, "repeat": true},
-            {"id": "c", "tool": "s", "arguments": {}, "match": {"arguments": "any"}, "result": {}},
-        ]}));
+        let mut c = cassette(
+            json!({"format": "agent-replay/cassette@1", "interactions": [
+                it("a", "s", json!({"q": 1})),
+                {"id": "b", "tool": "s", "arguments": {"q": 1}, "result": {}, "repeat": true},
+                {"id": "c", "tool": "s", "arguments": {}, "match": {"arguments": "any"}, "result": {}},
+            ]}),
+        );
         let args = json!({"q": 1.0});
         assert_eq!(c.take("s", &args), Some(0));
         assert_eq!(c.take("s", &args), Some(1));
@@ -300,12 +304,14 @@ mod tests {
 
     #[test]
     fn ignore_pointers_and_subset() {
-        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
-            {"id": "a", "tool": "s", "arguments": {"q": "x", "request_id": "r1"},
-             "match": {"ignore": ["/request_id"]}, "result": {}},
-            {"id": "b", "tool": "s", "arguments": {"q": "y"},
-             "match": {"arguments": "subset"}, "result": {}},
-        ]}));
+        let mut c = cassette(
+            json!({"format": "agent-replay/cassette@1", "interactions": [
+                {"id": "a", "tool": "s", "arguments": {"q": "x", "request_id": "r1"},
+                 "match": {"ignore": ["/request_id"]}, "result": {}},
+                {"id": "b", "tool": "s", "arguments": {"q": "y"},
+                 "match": {"arguments": "subset"}, "result": {}},
+            ]}),
+        );
         assert_eq!(c.take("s", &json!({"q": "x", "request_id": "r9"})), Some(0));
         assert_eq!(c.take("s", &json!({"q": "x"})), None);
         assert_eq!(c.take("s", &json!({"q": "y", "page": 2})), Some(1));
@@ -314,12 +320,12 @@ mod tests {
     #[test]
     fn effects_follow_annotations_then_default_write() {
         let c = cassette(json!({"format": "agent-replay/cassette@1",
-            "tools": [{"name": "search", "annotations": {"readOnlyHint": true}}],
-            "interactions": [
-                {"id": "a", "tool": "search", "arguments": {}, "result": {}},
-                {"id": "b", "tool": "mail", "arguments": {}, "result": {}},
-                {"id": "c", "tool": "fetch", "effect": "read", "arguments": {}, "result": {}},
-            ]}));
+        "tools": [{"name": "search", "annotations": {"readOnlyHint": true}}],
+        "interactions": [
+            {"id": "a", "tool": "search", "arguments": {}, "result": {}},
+            {"id": "b", "tool": "mail", "arguments": {}, "result": {}},
+            {"id": "c", "tool": "fetch", "effect": "read", "arguments": {}, "result": {}},
+        ]}));
         assert_eq!(c.effect_of(0), Effect::Read);
         assert_eq!(c.effect_of(1), Effect::Write);
         assert_eq!(c.unrecorded_effect("fetch"), Effect::Read);
@@ -330,10 +336,12 @@ mod tests {
 
     #[test]
     fn closest_prefers_fewest_differences_then_unused() {
-        let mut c = cassette(json!({"format": "agent-replay/cassette@1", "interactions": [
-            it("a", "s", json!({"q": "x", "n": 1})),
-            it("b", "s", json!({"q": "x", "n": 2})),
-        ]}));
+        let mut c = cassette(
+            json!({"format": "agent-replay/cassette@1", "interactions": [
+                it("a", "s", json!({"q": "x", "n": 1})),
+                it("b", "s", json!({"q": "x", "n": 2})),
+            ]}),
+        );
         let near = c.closest("s", &json!({"q": "z", "n": 2})).unwrap();
         assert_eq!((near.id.as_str(), near.pointer.as_str()), ("b", "/q"));
         assert_eq!(near.recorded, Some(json!("x")));
@@ -343,5 +351,20 @@ mod tests {
         assert_eq!((used_up.id.as_str(), used_up.pointer.as_str()), ("a", ""));
         assert!(used_up.used);
         assert!(c.closest("nope", &json!({})).is_none());
+    }
+
+    #[test]
+    fn closest_of_a_used_subset_recording_says_used_up() {
+        let mut c = cassette(
+            json!({"format": "agent-replay/cassette@1", "interactions": [
+                {"id": "s", "tool": "t", "arguments": {"q": 1}, "match": {"arguments": "subset"}, "result": {}},
+            ]}),
+        );
+        let call = json!({"q": 1, "text": "extra"});
+        assert_eq!(c.take("t", &call), Some(0));
+        let near = c.closest("t", &call).unwrap();
+        assert_eq!((near.pointer.as_str(), near.used), ("", true));
+        let other = c.closest("t", &json!({"q": 2, "text": "extra"})).unwrap();
+        assert_eq!(other.pointer, "/q");
     }
 }

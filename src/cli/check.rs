@@ -1,7 +1,7 @@
 //! `agent-replay check`: validate fixtures without running anything.
 
-use crate::cli::usage_error;
 use crate::cli::args::CheckArgs;
+use crate::cli::usage_error;
 use crate::exit;
 
 pub fn check(args: CheckArgs) -> u8 {
@@ -28,11 +28,7 @@ pub fn check(args: CheckArgs) -> u8 {
             }
             println!("{diag}");
         }
-        println!(
-            "{:>8} {}",
-            if errors > 0 { "INVALID" } else { "ok" },
-            d.id
-        );
+        println!("{:>8} {}", if errors > 0 { "INVALID" } else { "ok" }, d.id);
     }
     println!(
         "\nchecked {} fixture{}: {} valid, {invalid} invalid, {warnings} warning{}",

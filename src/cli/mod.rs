@@ -16,7 +16,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { crate::exit::USAGE } else { crate::exit::OK };
+            let code = if e.use_stderr() {
+                crate::exit::USAGE
+            } else {
+                crate::exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

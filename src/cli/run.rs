@@ -34,7 +34,10 @@ pub fn run(args: RunArgs) -> u8 {
     let started = Instant::now();
     let selected = fixtures
         .iter()
-        .filter(|d| settings.filters.is_empty() || settings.filters.iter().any(|f| d.id.contains(f.as_str())))
+        .filter(|d| {
+            settings.filters.is_empty()
+                || settings.filters.iter().any(|f| d.id.contains(f.as_str()))
+        })
         .count();
     println!(
         "agent-replay: running {selected} of {} fixture{} (mode {}, {} job{})",
@@ -58,12 +61,18 @@ pub fn run(args: RunArgs) -> u8 {
     if let Some(path) = &args.json {
         let report = report::json::Report::new(settings.mode.as_str(), &results);
         if let Err(e) = std::fs::write(path, report.to_json()) {
-            eprintln!("error: cannot write the JSON report {}: {e}", path.display());
+            eprintln!(
+                "error: cannot write the JSON report {}: {e}",
+                path.display()
+            );
         }
     }
     if let Some(path) = &args.junit {
         if let Err(e) = std::fs::write(path, report::junit::render(&results, seconds)) {
-            eprintln!("error: cannot write the JUnit report {}: {e}", path.display());
+            eprintln!(
+                "error: cannot write the JUnit report {}: {e}",
+                path.display()
+            );
         }
     }
     if let Some(sig) = crate::process::interrupted() {
@@ -81,7 +90,8 @@ pub fn run(args: RunArgs) -> u8 {
 }
 
 fn resolve(args: &RunArgs) -> Result<Settings, u8> {
-    let cwd = std::env::current_dir().map_err(|e| usage_error(format!("cannot read the working directory: {e}"), None))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| usage_error(format!("cannot read the working directory: {e}"), None))?;
     let mode = match args.mode {
         ModeArg::Cassette => Mode::Cassette,
         ModeArg::Strict => Mode::Strict,
@@ -92,7 +102,8 @@ fn resolve(args: &RunArgs) -> Result<Settings, u8> {
             ))
         }
     };
-    let config = Config::discover(&cwd).map_err(|e| usage_error(e, Some("fix or remove agent-replay.toml")))?;
+    let config = Config::discover(&cwd)
+        .map_err(|e| usage_error(e, Some("fix or remove agent-replay.toml")))?;
     let redactor = match &config {
         Some(c) => c.redactor().map_err(|e| usage_error(e, None))?,
         None => crate::redact::Redactor::default(),
@@ -105,20 +116,35 @@ fn resolve(args: &RunArgs) -> Result<Settings, u8> {
                 Some("e.g. --agent research=\"python3 examples/agents/research_broken.py\""),
             ));
         };
-        let words = shell_words::split(command)
-            .map_err(|e| usage_error(format!("--agent {name}: cannot split {command:?} into words: {e}"), None))?;
+        let words = shell_words::split(command).map_err(|e| {
+            usage_error(
+                format!("--agent {name}: cannot split {command:?} into words: {e}"),
+                None,
+            )
+        })?;
         if name.is_empty() || words.is_empty() {
-            return Err(usage_error(format!("--agent {spec:?}: both NAME and COMMAND must be non-empty"), None));
+            return Err(usage_error(
+                format!("--agent {spec:?}: both NAME and COMMAND must be non-empty"),
+                None,
+            ));
         }
         agent_overrides.insert(name.to_string(), words);
     }
     let grace = parse_duration(&args.grace).ok_or_else(|| {
-        usage_error(format!("--grace {:?}: expected a duration such as 2s, 500ms or 1.5", args.grace), None)
+        usage_error(
+            format!(
+                "--grace {:?}: expected a duration such as 2s, 500ms or 1.5",
+                args.grace
+            ),
+            None,
+        )
     })?;
     let jobs = match args.jobs {
         Some(0) => return Err(usage_error("--jobs must be at least 1", None)),
         Some(n) => n,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let ledger_path = match &args.ledger {
         Some(p) => p.clone(),
@@ -134,7 +160,9 @@ fn resolve(args: &RunArgs) -> Result<Settings, u8> {
             Some("pass --ledger FILE with a writable path"),
         )
     })?;
-    let code_version = std::env::var("AGENT_REPLAY_CODE_VERSION").ok().or_else(|| git_head(&cwd));
+    let code_version = std::env::var("AGENT_REPLAY_CODE_VERSION")
+        .ok()
+        .or_else(|| git_head(&cwd));
     Ok(Settings {
         mode,
         allow_unisolated: args.allow_unisolated,
@@ -154,7 +182,11 @@ fn check_writable(path: &PathBuf) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path).map(drop)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
 }
 
 /// `2s`, `500ms`, `1.5` (seconds), `1m`.

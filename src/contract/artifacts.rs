@@ -64,26 +64,44 @@ fn one(ctx: &Context<'_>, i: usize, check: &ArtifactCheck, out: &mut Vec<Reason>
     let bytes = match std::fs::read(&real) {
         Ok(b) => b,
         Err(e) => {
-            out.push(reason(ReasonCode::MissingArtifact, format!("cannot read `{path}`: {e}")));
+            out.push(reason(
+                ReasonCode::MissingArtifact,
+                format!("cannot read `{path}`: {e}"),
+            ));
             return;
         }
     };
     if check.non_empty && bytes.iter().all(u8::is_ascii_whitespace) {
         out.push(reason(
             ReasonCode::EmptyOutput,
-            format!("`{path}` is empty{}", if bytes.is_empty() { "" } else { " (whitespace only)" }),
+            format!(
+                "`{path}` is empty{}",
+                if bytes.is_empty() {
+                    ""
+                } else {
+                    " (whitespace only)"
+                }
+            ),
         ));
         return;
     }
     let text = String::from_utf8_lossy(&bytes);
-    let missing: Vec<&String> = check.contains.iter().filter(|s| !text.contains(s.as_str())).collect();
+    let missing: Vec<&String> = check
+        .contains
+        .iter()
+        .filter(|s| !text.contains(s.as_str()))
+        .collect();
     if !missing.is_empty() {
         out.push(
             reason(
                 ReasonCode::ContentMismatch,
                 format!(
                     "`{path}` does not contain {}",
-                    missing.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|s| format!("{s:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .with_detail(format!(
@@ -98,8 +116,14 @@ fn one(ctx: &Context<'_>, i: usize, check: &ArtifactCheck, out: &mut Vec<Reason>
         if let Ok(re) = regex::Regex::new(re) {
             if !re.is_match(&text) {
                 out.push(
-                    reason(ReasonCode::ContentMismatch, format!("`{path}` has no match for regex {:?}", re.as_str()))
-                        .with_detail(format!("   found text: {}", crate::diagnostic::truncate(&text, 400))),
+                    reason(
+                        ReasonCode::ContentMismatch,
+                        format!("`{path}` has no match for regex {:?}", re.as_str()),
+                    )
+                    .with_detail(format!(
+                        "   found text: {}",
+                        crate::diagnostic::truncate(&text, 400)
+                    )),
                 );
             }
         }
@@ -160,9 +184,16 @@ fn one(ctx: &Context<'_>, i: usize, check: &ArtifactCheck, out: &mut Vec<Reason>
 }
 
 fn truncate_lines(text: &str, max: usize) -> String {
-    let lines: Vec<String> = text.lines().map(|l| crate::diagnostic::truncate(l, 160)).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| crate::diagnostic::truncate(l, 160))
+        .collect();
     if lines.len() <= max {
         return text.trim_end().to_string();
     }
-    format!("{}\n… {} more diff lines", lines[..max].join("\n"), lines.len() - max)
+    format!(
+        "{}\n… {} more diff lines",
+        lines[..max].join("\n"),
+        lines.len() - max
+    )
 }

@@ -57,7 +57,10 @@ pub fn check(ctx: &Context<'_>) -> Vec<Reason> {
 }
 
 /// Reads the state files a contract's `state_transitions` will compare, before the run.
-pub fn read_state_before(fixture: &Fixture, workspace: &Path) -> Vec<(String, Result<Value, String>)> {
+pub fn read_state_before(
+    fixture: &Fixture,
+    workspace: &Path,
+) -> Vec<(String, Result<Value, String>)> {
     let mut files: Vec<&str> = fixture
         .contract
         .state_transitions

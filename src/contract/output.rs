@@ -86,7 +86,11 @@ pub fn schema(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                     }
                 ),
             )
-            .with_detail(format!("output: {}\n{}", show(&close.output), all.join("\n"))),
+            .with_detail(format!(
+                "output: {}\n{}",
+                show(&close.output),
+                all.join("\n")
+            )),
         );
     }
 }
@@ -96,7 +100,12 @@ pub fn evidence(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         return;
     };
     let reason = |msg: String| {
-        Reason::new(ReasonCode::MissingEvidence, "evidence", rule.pointer.clone(), msg)
+        Reason::new(
+            ReasonCode::MissingEvidence,
+            "evidence",
+            rule.pointer.clone(),
+            msg,
+        )
     };
     let Some(value) = crate::json::get_pointer(ctx.transcript.output(), &rule.pointer) else {
         out.push(reason(format!(
@@ -169,7 +178,10 @@ pub fn claims(ctx: &Context<'_>, out: &mut Vec<Reason>) {
             let what = if calls.is_empty() {
                 "it was never called".to_string()
             } else {
-                format!("its {} call(s) were refused or answered with isError", calls.len())
+                format!(
+                    "its {} call(s) were refused or answered with isError",
+                    calls.len()
+                )
             };
             out.push(Reason::new(
                 ReasonCode::SideEffectUnconfirmed,

@@ -10,7 +10,12 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     let stderr_hint = outcome
         .stderr
         .last_line()
-        .map(|l| format!("; last stderr line: {}", crate::diagnostic::truncate(&l, 200)))
+        .map(|l| {
+            format!(
+                "; last stderr line: {}",
+                crate::diagnostic::truncate(&l, 200)
+            )
+        })
         .unwrap_or_default();
     match outcome.exit {
         Exit::TimedOut => out.push(Reason::new(

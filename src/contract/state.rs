@@ -6,7 +6,14 @@ use crate::verdict::{Reason, ReasonCode};
 pub fn transitions(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     for (i, t) in ctx.fixture.contract.state_transitions.iter().enumerate() {
         let at = format!("/state_transitions/{i}");
-        let reason = |msg: String| Reason::new(ReasonCode::StateTransitionMismatch, "state_transitions", at.clone(), msg);
+        let reason = |msg: String| {
+            Reason::new(
+                ReasonCode::StateTransitionMismatch,
+                "state_transitions",
+                at.clone(),
+                msg,
+            )
+        };
         let before = ctx
             .state_before
             .iter()
@@ -25,7 +32,9 @@ pub fn transitions(ctx: &Context<'_>, out: &mut Vec<Reason>) {
             (Ok(_), None) => {
                 out.push(reason(format!(
                     "before the run {} has no value at {} (expected {})",
-                    t.file, t.pointer, show(&t.from)
+                    t.file,
+                    t.pointer,
+                    show(&t.from)
                 )));
                 continue;
             }
@@ -51,13 +60,23 @@ pub fn transitions(ctx: &Context<'_>, out: &mut Vec<Reason>) {
             Some(v) => out.push(
                 reason(format!(
                     "{}{} went from {} to {}, expected {}",
-                    t.file, t.pointer, show(&t.from), show(&v), show(&t.to)
+                    t.file,
+                    t.pointer,
+                    show(&t.from),
+                    show(&v),
+                    show(&t.to)
                 ))
-                .with_detail(format!("expected: {}\n   found: {}", show(&t.to), show(&v))),
+                .with_detail(format!(
+                    "expected: {}\n   found: {}",
+                    show(&t.to),
+                    show(&v)
+                )),
             ),
             None => out.push(reason(format!(
                 "after the run {} has no value at {} (expected {})",
-                t.file, t.pointer, show(&t.to)
+                t.file,
+                t.pointer,
+                show(&t.to)
             ))),
         }
     }
@@ -83,7 +102,10 @@ pub fn mutations(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 ReasonCode::ForbiddenMutation,
                 "mutations",
                 path.clone(),
-                format!("`{path}` was {} but matches forbidden glob \"{glob}\"", change.kind.as_str()),
+                format!(
+                    "`{path}` was {} but matches forbidden glob \"{glob}\"",
+                    change.kind.as_str()
+                ),
             ));
             continue;
         }
@@ -96,7 +118,11 @@ pub fn mutations(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                     format!(
                         "`{path}` was {} but matches no allowed glob ({})",
                         change.kind.as_str(),
-                        allowed.iter().map(|(g, _)| format!("\"{g}\"")).collect::<Vec<_>>().join(", ")
+                        allowed
+                            .iter()
+                            .map(|(g, _)| format!("\"{g}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

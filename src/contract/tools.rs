@@ -16,7 +16,10 @@ pub fn gateway(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 ReasonCode::ForbiddenCall,
                 "tool_allowlist",
                 "/tool_allowlist",
-                format!("the agent called `{}`, which is not in the task's tool_allowlist", call.tool),
+                format!(
+                    "the agent called `{}`, which is not in the task's tool_allowlist",
+                    call.tool
+                ),
             )),
             CallOutcome::Unrecorded { closest, blocked } => {
                 let (code, what) = match call.effect {
@@ -41,7 +44,11 @@ pub fn gateway(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                         "unrecorded {what} call to `{}` with arguments {}{}{near}",
                         call.tool,
                         super::show(&call.arguments),
-                        if *blocked { " was blocked" } else { " was refused" },
+                        if *blocked {
+                            " was blocked"
+                        } else {
+                            " was refused"
+                        },
                     ),
                 ));
             }
@@ -81,7 +88,10 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 ReasonCode::TooManyCalls,
                 "tools",
                 "/tools/max_calls",
-                format!("the agent made {} tool calls, more than max_calls = {max}", calls.len()),
+                format!(
+                    "the agent made {} tool calls, more than max_calls = {max}",
+                    calls.len()
+                ),
             ));
         }
     }
@@ -94,8 +104,12 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 _ => None,
             })
             .collect();
-        let interactions = cassette.map(|c| c.interactions.as_slice()).unwrap_or_default();
-        let unused: Vec<usize> = (0..interactions.len()).filter(|i| !answered.contains(i)).collect();
+        let interactions = cassette
+            .map(|c| c.interactions.as_slice())
+            .unwrap_or_default();
+        let unused: Vec<usize> = (0..interactions.len())
+            .filter(|i| !answered.contains(i))
+            .collect();
         if let Some(&first) = unused.first() {
             let it = &interactions[first];
             out.push(Reason::new(

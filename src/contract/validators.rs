@@ -49,7 +49,12 @@ pub fn run_all(v: &ValidatorRun<'_>, other_reasons: &[Reason]) -> Vec<Reason> {
         let pointer = format!("/validators/{i}");
         let shown = shell_words::join(&validator.command);
         let failed = |msg: String| {
-            Reason::new(ReasonCode::ValidatorFailed, "validators", pointer.clone(), msg)
+            Reason::new(
+                ReasonCode::ValidatorFailed,
+                "validators",
+                pointer.clone(),
+                msg,
+            )
         };
         let dir = std::fs::canonicalize(&v.fixture.dir).unwrap_or_else(|_| v.fixture.dir.clone());
         let cmd = match crate::config::resolve_command(&validator.command, &dir, Vec::new()) {

@@ -10,7 +10,9 @@ pub mod protocol;
 
 use crate::cassette::{CassetteIndex, Closest};
 use crate::sandbox::resolve_inside;
-use crate::transcript::{ArtifactRecord, CallOutcome, CallRecord, CloseRecord, EventRecord, Transcript};
+use crate::transcript::{
+    ArtifactRecord, CallOutcome, CallRecord, CloseRecord, EventRecord, Transcript,
+};
 use policy::{decide, Decision, Mode};
 use protocol::{Line, RpcError};
 use serde_json::{json, Value};
@@ -101,7 +103,10 @@ impl Session {
                 .with_data(json!({"tool": tool, "reason": "invalid_params"}))
         };
         let Value::Object(mut p) = params else {
-            return Err(invalid(&Value::Null, "expected {\"name\": \"…\", \"arguments\": {…}}"));
+            return Err(invalid(
+                &Value::Null,
+                "expected {\"name\": \"…\", \"arguments\": {…}}",
+            ));
         };
         let tool = match p.get("name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -130,7 +135,10 @@ impl Session {
             });
             return Err(RpcError::new(
                 protocol::NOT_ALLOWED,
-                format!("tool `{tool}` is not in this task's tool_allowlist ({})", self.allowed_tools().join(", ")),
+                format!(
+                    "tool `{tool}` is not in this task's tool_allowlist ({})",
+                    self.allowed_tools().join(", ")
+                ),
             )
             .with_data(json!({"tool": tool, "reason": "not_allowed"})));
         }
@@ -142,7 +150,10 @@ impl Session {
         match (decide(self.mode, effect, found.is_some()), found) {
             (Decision::Replay, Some(i)) => {
                 let result = self.cassette.interactions()[i].result.clone();
-                let is_error = result.get("isError").and_then(Value::as_bool).unwrap_or(false);
+                let is_error = result
+                    .get("isError")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 self.transcript.calls.push(CallRecord {
                     tool,
                     arguments,
@@ -157,7 +168,8 @@ impl Session {
                 // refuses `--mode live`. Treat it as a refusal rather than executing.
                 let blocked = !matches!(decision, Decision::Refuse { blocked: false });
                 let closest = self.cassette.closest(&tool, &arguments);
-                let message = unrecorded_message(&tool, effect, closest.as_ref(), &self.fixture_dir, blocked);
+                let message =
+                    unrecorded_message(&tool, effect, closest.as_ref(), &self.fixture_dir, blocked);
                 self.transcript.calls.push(CallRecord {
                     tool: tool.clone(),
                     arguments,
@@ -168,20 +180,25 @@ impl Session {
                     },
                     at_ms,
                 });
-                Err(RpcError::new(protocol::UNRECORDED_CALL, message).with_data(json!({
-                    "tool": tool,
-                    "reason": if blocked { "blocked" } else { "unrecorded" },
-                    "effect": effect.as_str(),
-                    "closest": closest.as_ref().map(Closest::to_json),
-                })))
+                Err(
+                    RpcError::new(protocol::UNRECORDED_CALL, message).with_data(json!({
+                        "tool": tool,
+                        "reason": if blocked { "blocked" } else { "unrecorded" },
+                        "effect": effect.as_str(),
+                        "closest": closest.as_ref().map(Closest::to_json),
+                    })),
+                )
             }
         }
     }
 
     fn event(&mut self, params: Value) -> Result<Value, RpcError> {
         let name = params.get("name").and_then(Value::as_str).ok_or_else(|| {
-            RpcError::new(protocol::INVALID_PARAMS, "invalid params: `name` must be a string")
-                .with_data(json!({"reason": "invalid_params"}))
+            RpcError::new(
+                protocol::INVALID_PARAMS,
+                "invalid params: `name` must be a string",
+            )
+            .with_data(json!({"reason": "invalid_params"}))
         })?;
         let at_ms = self.now_ms();
         self.transcript.events.push(EventRecord {
@@ -194,7 +211,8 @@ impl Session {
 
     fn artifact(&mut self, params: Value) -> Result<Value, RpcError> {
         let refuse = |msg: String| {
-            RpcError::new(protocol::INVALID_PARAMS, msg).with_data(json!({"reason": "invalid_params"}))
+            RpcError::new(protocol::INVALID_PARAMS, msg)
+                .with_data(json!({"reason": "invalid_params"}))
         };
         let path = params
             .get("path")
@@ -236,13 +254,16 @@ impl Session {
             )
             .with_data(json!({"reason": "already_closed"})));
         }
-        let status = params.get("status").and_then(Value::as_str).ok_or_else(|| {
-            RpcError::new(
-                protocol::INVALID_PARAMS,
-                "invalid params: `status` must be a string such as \"succeeded\" or \"failed\"",
-            )
-            .with_data(json!({"reason": "invalid_params"}))
-        })?;
+        let status = params
+            .get("status")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                RpcError::new(
+                    protocol::INVALID_PARAMS,
+                    "invalid params: `status` must be a string such as \"succeeded\" or \"failed\"",
+                )
+                .with_data(json!({"reason": "invalid_params"}))
+            })?;
         let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
         self.transcript.close = Some(CloseRecord {
             status: status.to_string(),
@@ -325,7 +346,10 @@ impl Gateway {
                     };
                     let session = session.clone();
                     let handle = std::thread::spawn(move || serve(stream, &session));
-                    connections.lock().expect("connections lock").push((handle_stream, handle));
+                    connections
+                        .lock()
+                        .expect("connections lock")
+                        .push((handle_stream, handle));
                 }
             })
         };
@@ -367,7 +391,10 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
             Ok(Line::TooLong) => {
                 let err = RpcError::new(
                     protocol::INVALID_REQUEST,
-                    format!("invalid request: line longer than {} bytes was discarded", protocol::MAX_LINE_BYTES),
+                    format!(
+                        "invalid request: line longer than {} bytes was discarded",
+                        protocol::MAX_LINE_BYTES
+                    ),
                 );
                 session.lock().expect("session lock").protocol_error(&err);
                 Some(protocol::failure(&Value::Null, &err))
@@ -382,7 +409,10 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                     let mut s = session.lock().expect("session lock");
                     let result = s.handle(&req.method, req.params);
                     if let Err(e) = &result {
-                        if matches!(e.code, protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS) {
+                        if matches!(
+                            e.code,
+                            protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS
+                        ) {
                             s.protocol_error(e);
                         }
                     }

@@ -80,7 +80,11 @@ pub fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
         let consumed = done.unwrap_or(available.len());
         reader.consume(consumed);
         if done.is_some() {
-            return Ok(if too_long { Line::TooLong } else { Line::Text(buf) });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Text(buf)
+            });
         }
     }
 }
@@ -115,7 +119,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
         if !(id.is_string() || id.is_number() || id.is_null()) {
             return Err((
                 Value::Null,
-                RpcError::new(INVALID_REQUEST, "invalid request: `id` must be a string or a number"),
+                RpcError::new(
+                    INVALID_REQUEST,
+                    "invalid request: `id` must be a string or a number",
+                ),
             ));
         }
     }
@@ -123,7 +130,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
         return Err((
             reply_id,
-            RpcError::new(INVALID_REQUEST, "invalid request: `jsonrpc` must be \"2.0\""),
+            RpcError::new(
+                INVALID_REQUEST,
+                "invalid request: `jsonrpc` must be \"2.0\"",
+            ),
         ));
     }
     let method = match obj.remove("method") {
@@ -131,7 +141,10 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
         _ => {
             return Err((
                 reply_id,
-                RpcError::new(INVALID_REQUEST, "invalid request: `method` must be a string"),
+                RpcError::new(
+                    INVALID_REQUEST,
+                    "invalid request: `method` must be a string",
+                ),
             ))
         }
     };

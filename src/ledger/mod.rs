@@ -31,7 +31,10 @@ pub enum Status {
 
 impl Status {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Succeeded | Status::Failed | Status::TimedOut | Status::Aborted)
+        matches!(
+            self,
+            Status::Succeeded | Status::Failed | Status::TimedOut | Status::Aborted
+        )
     }
 
     pub fn is_transitional(self) -> bool {

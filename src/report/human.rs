@@ -48,7 +48,10 @@ pub fn details(results: &[FixtureResult]) -> String {
             "\n--- {} {}{}",
             r.verdict.as_str().to_uppercase(),
             r.id,
-            r.run_id.as_ref().map(|id| format!(" (run {id})")).unwrap_or_default()
+            r.run_id
+                .as_ref()
+                .map(|id| format!(" (run {id})"))
+                .unwrap_or_default()
         );
         for reason in &r.reasons {
             let at = if reason.pointer.is_empty() {
@@ -71,7 +74,11 @@ pub fn details(results: &[FixtureResult]) -> String {
             }
         }
         if r.output_dropped > 0 {
-            let _ = writeln!(out, "  ({} earlier bytes of agent output not kept)", r.output_dropped);
+            let _ = writeln!(
+                out,
+                "  ({} earlier bytes of agent output not kept)",
+                r.output_dropped
+            );
         }
     }
     out

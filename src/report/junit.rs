@@ -56,7 +56,11 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
                 }
             }
             (Verdict::Skipped, _) => {
-                let msg = r.reasons.first().map(|x| x.message.as_str()).unwrap_or("skipped");
+                let msg = r
+                    .reasons
+                    .first()
+                    .map(|x| x.message.as_str())
+                    .unwrap_or("skipped");
                 let _ = writeln!(body, "      <skipped message=\"{}\"/>", escape(msg));
             }
             (Verdict::Degraded, _) => {
@@ -65,7 +69,11 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
                     .iter()
                     .map(|x| format!("warning: {}: {}", x.code, x.message))
                     .collect();
-                let _ = writeln!(body, "      <system-out>{}</system-out>", escape(&warnings.join("\n")));
+                let _ = writeln!(
+                    body,
+                    "      <system-out>{}</system-out>",
+                    escape(&warnings.join("\n"))
+                );
             }
             _ => {}
         }

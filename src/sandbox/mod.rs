@@ -76,7 +76,11 @@ pub fn resolve_inside(root: &Path, rel: &str) -> Option<PathBuf> {
             // A dangling symlink cannot be canonicalized: refuse it, it may point outside.
             let real = real.filter(|r| r.starts_with(&root))?;
             let rest = full.strip_prefix(probe).ok()?;
-            return Some(if rest.as_os_str().is_empty() { real } else { real.join(rest) });
+            return Some(if rest.as_os_str().is_empty() {
+                real
+            } else {
+                real.join(rest)
+            });
         }
         probe = probe.parent()?;
     }
@@ -320,6 +324,8 @@ mod tests {
         assert!(glob("out/*").unwrap().is_match("out/a.md"));
         assert!(!glob("out/*").unwrap().is_match("out/a/b.md"));
         assert!(glob("out/**").unwrap().is_match("out/a/b.md"));
-        assert!(glob("state/ledger/**").unwrap().is_match("state/ledger/x.json"));
+        assert!(glob("state/ledger/**")
+            .unwrap()
+            .is_match("state/ledger/x.json"));
     }
 }

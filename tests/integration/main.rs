@@ -1,0 +1,12 @@
+//! One integration-test binary: drives the real `agent-replay` binary against real
+//! fixtures written to a temp dir, with real agents (the Rust `rust_agent` example and the
+//! Python examples) as child processes.
+
+mod project;
+
+mod check;
+mod examples;
+mod gateway;
+mod process;
+mod reasons;
+mod reports;

@@ -1,0 +1,184 @@
+//! The agent's process tree: timeouts, escaped grandchildren, crashes, output floods.
+
+use crate::project::{process_running, TestProject};
+use serde_json::json;
+
+#[test]
+fn hanging_agent_times_out_and_leaves_nothing_behind() {
+    let p = TestProject::new();
+    p.fixture(
+        "hang",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "rust", "timeout_seconds": 1,
+               "task": {"script": [{"escape": 4242}, {"sleep_ms": 60000}]}}),
+        json!({"status": ["succeeded"]}),
+        None,
+    );
+    let started = std::time::Instant::now();
+    let run = p.run(&["--grace", "200ms"]);
+    assert_eq!(run.out.code, 1, "{}", run.out.stdout);
+    assert_eq!(run.verdict("hang"), "failed");
+    assert_eq!(run.codes("hang"), ["timeout", "not_closed"]);
+    assert!(
+        started.elapsed().as_secs() < 8,
+        "timeout took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !process_running("sleep 4242"),
+        "the escaped grandchild survived the timeout"
+    );
+}
+
+#[test]
+fn grandchild_that_escapes_with_setsid_is_killed_and_reported() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "escape",
+        json!([{"escape": 4243}, {"close": "succeeded"}]),
+        json!({"status": ["succeeded"], "exit_code": 0}),
+        json!([]),
+    );
+    let run = p.run(&[]);
+    assert_eq!(run.verdict("escape"), "degraded", "{}", run.out.stdout);
+    assert_eq!(run.codes("escape"), ["leaked_process"]);
+    let reason = run.reason("escape", "leaked_process");
+    assert!(
+        reason["message"].as_str().unwrap().contains("sleep 4243"),
+        "{reason}"
+    );
+    assert_eq!(run.out.code, 0, "degraded counts as ok");
+    assert!(
+        !process_running("sleep 4243"),
+        "the escaped grandchild survived the run"
+    );
+}
+
+#[test]
+fn agent_killed_by_a_signal_is_crashed() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "segv",
+        json!([{"signal": 6}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
+    let run = p.run(&[]);
+    assert_eq!(run.verdict("segv"), "failed");
+    assert_eq!(run.codes("segv"), ["agent_crashed", "not_closed"]);
+    assert!(run.reason("segv", "agent_crashed")["message"]
+        .as_str()
+        .unwrap()
+        .contains("SIGABRT"));
+}
+
+#[test]
+fn output_flood_is_bounded_and_judged() {
+    let p = TestProject::new();
+    // 200 MB to stdout: memory must stay bounded and the run judged normally.
+    p.script_fixture(
+        "flood",
+        json!([{"flood": 200_000_000u64}, {"close": "succeeded"}, {"exit": 3}]),
+        json!({"status": ["succeeded"], "exit_code": 0}),
+        json!([]),
+    );
+    let run = p.run(&[]);
+    assert_eq!(
+        run.codes("flood"),
+        ["exit_code_mismatch"],
+        "{}",
+        run.out.stdout
+    );
+    assert!(
+        run.out
+            .stdout
+            .contains("earlier bytes of agent output not kept"),
+        "{}",
+        run.out.stdout
+    );
+}
+
+#[test]
+fn exit_code_and_duration_checks() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "slow",
+        json!([{"sleep_ms": 300}, {"close": "succeeded"}]),
+        json!({"max_duration_ms": 100}),
+        json!([]),
+    );
+    p.script_fixture(
+        "exit3",
+        json!([{"close": "succeeded"}, {"exit": 3}]),
+        json!({"exit_code": 0}),
+        json!([]),
+    );
+    let run = p.run(&[]);
+    assert_eq!(run.codes("slow"), ["too_slow"]);
+    assert_eq!(run.codes("exit3"), ["exit_code_mismatch"]);
+    let msg = run.reason("exit3", "exit_code_mismatch")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("expected exit code 0, the agent exited 3"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn agent_environment_is_cleared_and_complete() {
+    let p = TestProject::new();
+    let env_file = p.path().join("env.txt");
+    p.script_fixture(
+        "env",
+        json!([{"env_to": env_file.display().to_string()}, {"close": "succeeded"}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
+    let out = std::process::Command::new(crate::project::bin())
+        .args(["run", "fixtures", "--jobs", "1"])
+        .current_dir(p.path())
+        .env("SECRET_FROM_PARENT", "leak")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let names: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "AGENT_REPLAY_FIXTURE",
+            "AGENT_REPLAY_INPUT",
+            "AGENT_REPLAY_MODE",
+            "AGENT_REPLAY_RUN_ID",
+            "AGENT_REPLAY_SOCKET",
+            "AGENT_REPLAY_WORKSPACE",
+            "HOME",
+            "LANG",
+            "PATH",
+            "TZ"
+        ]
+    );
+    assert!(env.contains("AGENT_REPLAY_MODE=cassette\n"));
+    assert!(env.contains("AGENT_REPLAY_FIXTURE=env\n"));
+    assert!(env.contains("LANG=C.UTF-8\n") && env.contains("TZ=UTC"));
+    let value = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    let workspace = std::path::PathBuf::from(value("AGENT_REPLAY_WORKSPACE"));
+    for outside in ["AGENT_REPLAY_SOCKET", "AGENT_REPLAY_INPUT", "HOME"] {
+        assert!(
+            !std::path::Path::new(&value(outside)).starts_with(&workspace),
+            "{outside} inside the workspace"
+        );
+    }
+    // Everything of the run is removed afterwards.
+    assert!(!workspace.exists());
+}
