@@ -137,3 +137,58 @@ fn extra_schemas() -> Vec<(String, String)> {
         ("report.schema.json".into(), pretty(&report)),
     ]
 }
+
+/// Names of the files under `dir` that differ from what the types generate (missing,
+/// changed, or left over).
+pub fn drift(dir: &std::path::Path) -> Vec<String> {
+    let expected = all();
+    let mut out: Vec<String> = expected
+        .iter()
+        .filter(|(name, content)| {
+            std::fs::read_to_string(dir.join(name)).ok().as_ref() != Some(content)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".schema.json") && !expected.iter().any(|(n, _)| n == &name) {
+                out.push(format!("{name} (no longer generated)"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed schemas are what the types generate (`cargo xtask schemas` fixes it).
+    #[test]
+    fn committed_schemas_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let drift = super::drift(&dir);
+        assert!(
+            drift.is_empty(),
+            "schemas/ drifted: {drift:?}; run `cargo xtask schemas`"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_by_every_fixture_schema() {
+        for kind in super::Kind::ALL {
+            let doc = serde_json::json!({
+                "format": format!("agent-replay/{}@1", kind.name()),
+                "task_id": "T", "agent": "a", "typo_field": 1
+            });
+            let errors: Vec<String> = kind
+                .validator()
+                .iter_errors(&doc)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.iter().any(|e| e.contains("typo_field")),
+                "{kind:?}: {errors:?}"
+            );
+        }
+    }
+}

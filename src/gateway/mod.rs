@@ -316,13 +316,16 @@ fn unrecorded_message(
     }
 }
 
+/// Open connections: a handle to shut each down, and the thread serving it.
+type Connections = Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>;
+
 /// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
 pub struct Gateway {
     socket: PathBuf,
     session: Arc<Mutex<Session>>,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
-    connections: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>,
+    connections: Connections,
 }
 
 impl Gateway {
@@ -330,7 +333,7 @@ impl Gateway {
         let listener = UnixListener::bind(socket)?;
         let session = Arc::new(Mutex::new(session));
         let stopping = Arc::new(AtomicBool::new(false));
-        let connections: Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>> = Arc::default();
+        let connections: Connections = Arc::default();
         let acceptor = {
             let session = session.clone();
             let stopping = stopping.clone();
@@ -401,9 +404,9 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
             }
             Ok(Line::Text(text)) if text.iter().all(u8::is_ascii_whitespace) => None,
             Ok(Line::Text(text)) => match protocol::parse_request(&text) {
-                Err((id, err)) => {
-                    session.lock().expect("session lock").protocol_error(&err);
-                    Some(protocol::failure(&id, &err))
+                Err(bad) => {
+                    session.lock().expect("session lock").protocol_error(&bad.error);
+                    Some(protocol::failure(&bad.id, &bad.error))
                 }
                 Ok(req) => {
                     let mut s = session.lock().expect("session lock");

@@ -97,16 +97,20 @@ pub struct Request {
     pub params: Value,
 }
 
-/// Parses a line into a request, or the error reply to send (with the id when known).
-pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        (
-            Value::Null,
-            RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
-        )
-    })?;
+/// The error reply to a line that is not a valid request, with the id when known.
+#[derive(Debug)]
+pub struct BadRequest {
+    pub id: Value,
+    pub error: RpcError,
+}
+
+/// Parses a line into a request, or the error reply to send.
+pub fn parse_request(line: &[u8]) -> Result<Request, Box<BadRequest>> {
+    let bad = |id: Value, error: RpcError| Box::new(BadRequest { id, error });
+    let value: Value = serde_json::from_slice(line)
+        .map_err(|e| bad(Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {e}"))))?;
     let Value::Object(mut obj) = value else {
-        return Err((
+        return Err(bad(
             Value::Null,
             RpcError::new(
                 INVALID_REQUEST,
@@ -117,7 +121,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     let id = obj.remove("id");
     if let Some(id) = &id {
         if !(id.is_string() || id.is_number() || id.is_null()) {
-            return Err((
+            return Err(bad(
                 Value::Null,
                 RpcError::new(
                     INVALID_REQUEST,
@@ -128,7 +132,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     }
     let reply_id = id.clone().unwrap_or(Value::Null);
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
-        return Err((
+        return Err(bad(
             reply_id,
             RpcError::new(
                 INVALID_REQUEST,
@@ -139,7 +143,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, (Value, RpcError)> {
     let method = match obj.remove("method") {
         Some(Value::String(m)) => m,
         _ => {
-            return Err((
+            return Err(bad(
                 reply_id,
                 RpcError::new(
                     INVALID_REQUEST,
@@ -189,10 +193,10 @@ mod tests {
 
     #[test]
     fn requests_are_validated() {
-        assert_eq!(parse_request(b"nope").unwrap_err().1.code, PARSE_ERROR);
-        assert_eq!(parse_request(b"[1]").unwrap_err().1.code, INVALID_REQUEST);
-        let (id, err) = parse_request(br#"{"id":7,"method":"x"}"#).unwrap_err();
-        assert_eq!((id, err.code), (json!(7), INVALID_REQUEST));
+        assert_eq!(parse_request(b"nope").unwrap_err().error.code, PARSE_ERROR);
+        assert_eq!(parse_request(b"[1]").unwrap_err().error.code, INVALID_REQUEST);
+        let bad = parse_request(br#"{"id":7,"method":"x"}"#).unwrap_err();
+        assert_eq!((bad.id, bad.error.code), (json!(7), INVALID_REQUEST));
         let ok = parse_request(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#).unwrap();
         assert_eq!(ok.method, "tools/list");
         assert_eq!(ok.params, json!({}));

@@ -128,35 +128,41 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
     let stdout = capture(child.stdout.take().expect("stdout is piped"));
     let stderr = capture(child.stderr.take().expect("stderr is piped"));
 
-    let mut sleep = Duration::from_millis(1);
-    let mut last_scan = Instant::now();
+    // A waiter thread reports the exit the moment it happens; this thread only wakes to
+    // scan the tree, check the deadline and notice an interrupt.
+    let (exit_tx, exit_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let exit = match child.wait() {
+            Ok(status) => match status.signal() {
+                Some(sig) => Exit::Signal(sig),
+                None => Exit::Code(status.code().unwrap_or(-1)),
+            },
+            Err(_) => Exit::Code(-1),
+        };
+        let _ = exit_tx.send(exit);
+    });
+    let deadline = started + spec.timeout;
     let exit = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                break match status.signal() {
-                    Some(sig) => Exit::Signal(sig),
-                    None => Exit::Code(status.code().unwrap_or(-1)),
-                }
-            }
-            Ok(None) => {}
-            Err(_) => break Exit::Code(-1),
+        let now = Instant::now();
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(50));
+        match exit_rx.recv_timeout(wait) {
+            Ok(exit) => break exit,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Exit::Code(-1),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if started.elapsed() >= spec.timeout {
+        if Instant::now() >= deadline {
             tree.kill(spec.grace);
-            let _ = child.wait();
+            let _ = exit_rx.recv();
             break Exit::TimedOut;
         }
         if let Some(sig) = interrupted() {
             tree.kill(spec.grace);
-            let _ = child.wait();
+            let _ = exit_rx.recv();
             break Exit::Aborted(sig);
         }
-        if last_scan.elapsed() >= Duration::from_millis(50) {
-            tree.scan();
-            last_scan = Instant::now();
-        }
-        std::thread::sleep(sleep);
-        sleep = (sleep * 2).min(Duration::from_millis(10));
+        tree.scan();
     };
     let duration = started.elapsed();
 

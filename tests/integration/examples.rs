@@ -1,1 +1,104 @@
-//! placeholder, filled in below
+//! The example suite under `fixtures/` with the example agents: the good one passes every
+//! fixture, the broken one fails each for the reason the fixture guards.
+
+use crate::project::repo_root;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn run_examples(extra: &[&str]) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let ledger = dir.path().join("ledger.jsonl");
+    let out = Command::new(crate::project::bin())
+        .args(["run", "fixtures", "--json"])
+        .arg(&report)
+        .arg("--ledger")
+        .arg(&ledger)
+        .args(extra)
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| {
+            panic!(
+                "no report ({e}); stdout:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        }))
+        .unwrap();
+    (out.status.code().unwrap(), report)
+}
+
+#[test]
+fn good_agent_passes_every_example() {
+    let (code, report) = run_examples(&[]);
+    let failing: Vec<&Value> = report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["verdict"] != "passed")
+        .collect();
+    assert!(failing.is_empty(), "{failing:#?}");
+    assert_eq!(code, 0);
+    assert!(report["summary"]["total"].as_u64().unwrap() >= 12);
+}
+
+#[test]
+fn broken_agent_fails_each_example_for_its_reason() {
+    let (code, report) = run_examples(&[
+        "--agent",
+        "research=python3 examples/agents/research_broken.py",
+    ]);
+    assert_eq!(code, 1);
+    let codes: BTreeMap<String, Vec<String>> = report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["verdict"], "failed", "{f}");
+            let id = f["id"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("examples/")
+                .to_string();
+            let codes = f["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["code"].as_str().unwrap().to_string())
+                .collect();
+            (id, codes)
+        })
+        .collect();
+    let expect = [
+        ("report_written_when_page_empty", "missing_artifact_ref"),
+        ("report_not_empty_when_no_hits", "empty_output"),
+        ("brief_report_keeps_sources", "content_mismatch"),
+        ("html_page_text_extracted", "content_mismatch"),
+        ("long_summary_kept_in_output", "schema_mismatch"),
+        ("evidence_only_fetched_pages", "missing_evidence"),
+        ("retry_attempt_marks_task_done", "state_transition_mismatch"),
+        ("ledger_left_to_harness", "forbidden_mutation"),
+        ("seeded_urls_still_searched", "missing_call"),
+        ("email_notify_uses_send_message", "forbidden_call"),
+        ("slack_notify_sent_once", "unrecorded_side_effect"),
+        ("search_pagination_bounded", "too_many_calls"),
+        ("pr_url_only_when_pr_created", "side_effect_unconfirmed"),
+        ("search_error_closes_failed", "not_closed"),
+        ("upstream_warnings_exit_zero", "exit_code_mismatch"),
+        ("rate_limited_page_gives_up", "timeout"),
+        ("emoji_page_no_crash", "agent_crashed"),
+        ("cited_sources_were_fetched", "validator_failed"),
+    ];
+    for (fixture, code) in expect {
+        let found = codes
+            .get(fixture)
+            .unwrap_or_else(|| panic!("fixture {fixture} missing"));
+        assert_eq!(
+            found.first().map(String::as_str),
+            Some(code),
+            "{fixture}: {found:?}"
+        );
+    }
+}

@@ -1,1 +1,51 @@
-fn main() {}
+//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
+        Some("bench") => bench::run(&args[1..]),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick]".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+        .to_path_buf()
+}
+
+/// Writes `schemas/*.json` from the Rust types, or with `check` fails when they drift.
+fn schemas(check: bool) -> Result<(), String> {
+    let dir = repo_root().join("schemas");
+    let drift = agent_replay::schema::drift(&dir);
+    if check {
+        if drift.is_empty() {
+            println!("schemas/ is up to date");
+            return Ok(());
+        }
+        return Err(format!(
+            "schemas/ is out of date with the Rust types: {}; run `cargo xtask schemas`",
+            drift.join(", ")
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for (name, content) in agent_replay::schema::all() {
+        std::fs::write(dir.join(&name), content).map_err(|e| format!("{name}: {e}"))?;
+        println!("wrote schemas/{name}");
+    }
+    Ok(())
+}

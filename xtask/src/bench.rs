@@ -1,0 +1,263 @@
+//! `cargo xtask bench`: harness overhead as ratios against baselines measured in the same
+//! run, never as absolute claims.
+//!
+//! 1. Per-fixture overhead: `agent-replay run` on N fixtures of a trivial agent, against
+//!    spawning that same agent bare N times with the same stdin.
+//! 2. A `tools/call` round trip through the gateway, against a raw Unix-socket JSON echo.
+//! 3. Cassette lookup with 10 recordings against 100,000 (the index should make it flat).
+
+use agent_replay::cassette::CassetteIndex;
+use agent_replay::fixture::format::Cassette;
+use agent_replay::gateway::policy::Mode;
+use agent_replay::gateway::{Gateway, Session};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let root = super::repo_root();
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "agent-replay",
+            "--example",
+            "rust_agent",
+        ])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    let target = root.join("target/release");
+    let fixtures = if quick { 10 } else { 40 };
+    let calls = if quick { 2_000 } else { 20_000 };
+    println!(
+        "agent-replay bench ({} mode)\n",
+        if quick { "quick" } else { "full" }
+    );
+    spawn_overhead(&target, fixtures)?;
+    round_trip(calls)?;
+    cassette_scaling(calls);
+    Ok(())
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn spawn_overhead(target: &Path, n: usize) -> Result<(), String> {
+    let agent = target.join("examples/rust_agent");
+    let binary = target.join("agent-replay");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.path().join("agent-replay.toml"),
+        format!(
+            "[agents.bench]\ncommand = [{:?}]\n",
+            agent.display().to_string()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let input = json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "bench",
+                       "task": {"script": [{"close": "succeeded"}]}});
+    let bare_input = json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "bench",
+                            "task": {"script": []}});
+    for i in 0..n {
+        let f = dir.path().join(format!("fixtures/f{i:03}"));
+        std::fs::create_dir_all(f.join("workspace")).map_err(|e| e.to_string())?;
+        std::fs::write(f.join("input.json"), input.to_string()).map_err(|e| e.to_string())?;
+        std::fs::write(
+            f.join("expected.json"),
+            r#"{"format": "agent-replay/contract@1", "status": ["succeeded"], "exit_code": 0}"#,
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(f.join("workspace/data.txt"), "x".repeat(1000))
+            .map_err(|e| e.to_string())?;
+    }
+    // Baseline: the same agent, spawned bare with its input on stdin.
+    let bare_bytes = bare_input.to_string();
+    let mut bare = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut child = Command::new(&agent)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(bare_bytes.as_bytes())
+            .map_err(|e| e.to_string())?;
+        child.wait().map_err(|e| e.to_string())?;
+        bare.push(t.elapsed());
+    }
+    let bare = median(bare);
+    let t = Instant::now();
+    let out = Command::new(&binary)
+        .args(["run", "fixtures", "--jobs", "1", "--ledger", "ledger.jsonl"])
+        .current_dir(dir.path())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "bench suite did not pass:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    let harness = t.elapsed() / n as u32;
+    println!("per-fixture overhead ({n} fixtures, --jobs 1, agent closes through the gateway)");
+    println!("  bare spawn of the agent     {:>9.3} ms", ms(bare));
+    println!("  agent-replay per fixture    {:>9.3} ms", ms(harness));
+    println!(
+        "  ratio                       {:>9.2}x  (+{:.3} ms per fixture)\n",
+        ratio(harness, bare),
+        ms(harness.saturating_sub(bare))
+    );
+    Ok(())
+}
+
+fn round_trip(n: usize) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // Baseline: a raw Unix-socket JSON echo (parse the line, write it back).
+    let echo_path = dir.path().join("echo.sock");
+    let listener = UnixListener::bind(&echo_path).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut w = stream.try_clone().expect("clone");
+        let mut r = BufReader::new(stream);
+        let mut line = String::new();
+        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            let mut out = serde_json::to_vec(
+                &json!({"jsonrpc": "2.0", "id": v["id"], "result": v["params"]}),
+            )
+            .expect("ser");
+            out.push(b'\n');
+            if w.write_all(&out).is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    let echo = time_requests(&echo_path, n)?;
+
+    let cassette: Cassette = serde_json::from_value(json!({
+        "format": "agent-replay/cassette@1",
+        "interactions": [{"id": "c1", "tool": "search", "effect": "read", "repeat": true,
+            "arguments": {"query": "bench", "page": 1},
+            "result": {"content": [{"type": "text", "text": "result"}], "isError": false}}]
+    }))
+    .map_err(|e| e.to_string())?;
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).map_err(|e| e.to_string())?;
+    let session = Session::new(
+        Mode::Cassette,
+        CassetteIndex::new(&cassette),
+        None,
+        ws.clone(),
+        dir.path().to_path_buf(),
+        agent_replay::redact::Redactor::default(),
+    );
+    let gw_path = dir.path().join("gw.sock");
+    let gateway = Gateway::start(&gw_path, session).map_err(|e| e.to_string())?;
+    let gw = time_requests(&gw_path, n)?;
+    let transcript = gateway.stop();
+    if transcript.calls.len() != n + 50 {
+        return Err(format!(
+            "gateway answered {} calls, expected {}",
+            transcript.calls.len(),
+            n + 50
+        ));
+    }
+    println!("tools/call round trip ({n} sequential requests on one connection)");
+    println!("  raw Unix-socket JSON echo   {:>9.2} µs", us(echo));
+    println!("  gateway tools/call          {:>9.2} µs", us(gw));
+    println!("  ratio                       {:>9.2}x\n", ratio(gw, echo));
+    Ok(())
+}
+
+/// Median round trip of `n` requests (after 50 warm-up requests).
+fn time_requests(path: &Path, n: usize) -> Result<Duration, String> {
+    let stream = UnixStream::connect(path).map_err(|e| e.to_string())?;
+    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(stream);
+    let mut samples = Vec::with_capacity(n);
+    let mut reply = String::new();
+    for i in 0..n + 50 {
+        let mut req =
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "search", "arguments": {"page": 1.0, "query": "bench"}}}))
+            .expect("ser");
+        req.push(b'\n');
+        let t = Instant::now();
+        w.write_all(&req).map_err(|e| e.to_string())?;
+        reply.clear();
+        r.read_line(&mut reply).map_err(|e| e.to_string())?;
+        if i >= 50 {
+            samples.push(t.elapsed());
+        }
+        if reply.contains("\"error\"") {
+            return Err(format!("unexpected error reply: {reply}"));
+        }
+    }
+    Ok(median(samples))
+}
+
+fn cassette_scaling(n: usize) {
+    let time_with = |recordings: usize| {
+        let interactions: Vec<Value> = (0..recordings)
+            .map(|i| {
+                json!({"id": format!("c{i}"), "tool": "search", "effect": "read", "repeat": true,
+                            "arguments": {"query": format!("q{i}")}, "result": {"content": []}})
+            })
+            .collect();
+        let cassette: Cassette = serde_json::from_value(
+            json!({"format": "agent-replay/cassette@1", "interactions": interactions}),
+        )
+        .expect("cassette");
+        let mut index = CassetteIndex::new(&cassette);
+        let call = json!({"query": format!("q{}", recordings - 1)});
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(index.take("search", &call).is_some());
+        }
+        t.elapsed() / n as u32
+    };
+    let small = time_with(10);
+    let large = time_with(100_000);
+    println!("cassette lookup ({n} matching calls, last recording answers)");
+    println!(
+        "  10 recordings               {:>9.2} µs per call",
+        us(small)
+    );
+    println!(
+        "  100,000 recordings          {:>9.2} µs per call",
+        us(large)
+    );
+    println!(
+        "  ratio                       {:>9.2}x",
+        ratio(large, small)
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-12)
+}
