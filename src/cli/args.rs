@@ -21,6 +21,107 @@ pub enum Command {
     Run(RunArgs),
     /// Validate fixtures without running any agent
     Check(CheckArgs),
+    /// Success rates with their denominators, failures by class, retries
+    Stats(StatsArgs),
+    /// Close runs that outlived their timeout as FAILED / run_abandoned
+    Watchdog(WatchdogArgs),
+    /// Find false failures (the task got done) and stuck tasks
+    Reconcile(ReconcileArgs),
+    /// Ledger chores
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Append runs exported by another system to the ledger
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// The ledger [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Pretend it is this time (RFC 3339), for reproducible reports
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ByArg {
+    Agent,
+    Fixture,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub common: LedgerArgs,
+    /// Also report per agent or per fixture
+    #[arg(long, value_enum)]
+    pub by: Option<ByArg>,
+    /// Only runs started at or after this time (RFC 3339)
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub since: Option<String>,
+    /// Only runs started before this time (RFC 3339)
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchdogArgs {
+    #[command(flatten)]
+    pub common: LedgerArgs,
+    /// Extra time past a run's timeout before it counts as abandoned
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub grace: String,
+    /// Show what would be closed; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub common: LedgerArgs,
+    /// JSON Lines of task state changes: {"task_id", "state", "at", "target"?}
+    #[arg(long, value_name = "FILE")]
+    pub tasks: PathBuf,
+    /// How long after a run closed its task may still reach its target
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub window: String,
+    /// Append corrected records (status SUCCEEDED, reconciled: true) for false failures
+    #[arg(long)]
+    pub apply: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    /// JSON Lines of run records (rename fields with --map)
+    Jsonl,
+    /// Apify's run list JSON
+    Apify,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The exported file
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: ImportFormat,
+    /// OURS=THEIRS field renames for jsonl, e.g. --map run_id=id --map agent_name=actor.name
+    #[arg(long, value_name = "OURS=THEIRS")]
+    pub map: Vec<String>,
+    /// Agent name for every imported run (Apify: default the actor)
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The ledger to append to
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

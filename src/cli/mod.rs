@@ -6,6 +6,7 @@
 
 pub mod args;
 mod check;
+mod ledger;
 mod run;
 
 use args::{Cli, Command};
@@ -28,6 +29,10 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::check(a),
+        Command::Stats(a) => ledger::stats(a),
+        Command::Watchdog(a) => ledger::watchdog(a),
+        Command::Reconcile(a) => ledger::reconcile(a),
+        Command::Ledger(args::LedgerCommand::Import(a)) => ledger::import(a),
     };
     ExitCode::from(code)
 }

@@ -405,7 +405,10 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
             Ok(Line::Text(text)) if text.iter().all(u8::is_ascii_whitespace) => None,
             Ok(Line::Text(text)) => match protocol::parse_request(&text) {
                 Err(bad) => {
-                    session.lock().expect("session lock").protocol_error(&bad.error);
+                    session
+                        .lock()
+                        .expect("session lock")
+                        .protocol_error(&bad.error);
                     Some(protocol::failure(&bad.id, &bad.error))
                 }
                 Ok(req) => {

@@ -107,8 +107,12 @@ pub struct BadRequest {
 /// Parses a line into a request, or the error reply to send.
 pub fn parse_request(line: &[u8]) -> Result<Request, Box<BadRequest>> {
     let bad = |id: Value, error: RpcError| Box::new(BadRequest { id, error });
-    let value: Value = serde_json::from_slice(line)
-        .map_err(|e| bad(Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {e}"))))?;
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        bad(
+            Value::Null,
+            RpcError::new(PARSE_ERROR, format!("parse error: {e}")),
+        )
+    })?;
     let Value::Object(mut obj) = value else {
         return Err(bad(
             Value::Null,
@@ -194,7 +198,10 @@ mod tests {
     #[test]
     fn requests_are_validated() {
         assert_eq!(parse_request(b"nope").unwrap_err().error.code, PARSE_ERROR);
-        assert_eq!(parse_request(b"[1]").unwrap_err().error.code, INVALID_REQUEST);
+        assert_eq!(
+            parse_request(b"[1]").unwrap_err().error.code,
+            INVALID_REQUEST
+        );
         let bad = parse_request(br#"{"id":7,"method":"x"}"#).unwrap_err();
         assert_eq!((bad.id, bad.error.code), (json!(7), INVALID_REQUEST));
         let ok = parse_request(br#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#).unwrap();

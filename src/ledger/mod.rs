@@ -5,6 +5,13 @@
 //! by `run_id`, the last line wins. Each record is one `write` of one line under an
 //! exclusive `flock`, so parallel jobs and several processes never interleave lines.
 
+pub mod classify;
+pub mod import;
+pub mod read;
+pub mod reconcile;
+pub mod stats;
+pub mod watchdog;
+
 use crate::verdict::Reason;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,6 +37,19 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ready => "READY",
+            Status::Running => "RUNNING",
+            Status::TimingOut => "TIMING_OUT",
+            Status::Aborting => "ABORTING",
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Aborted => "ABORTED",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -110,6 +130,19 @@ impl Ledger {
         let mut line = serde_json::to_vec(record).expect("run records serialize");
         line.push(b'\n');
         self.append_line(&line, record.status.is_terminal())
+    }
+
+    /// Appends many records under one lock: still one write per line, one fsync.
+    pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
+        let mut lines = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut lines, r).expect("run records serialize");
+            lines.push(b'\n');
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.append_line(&lines, true)
     }
 
     fn append_line(&self, line: &[u8], sync: bool) -> Result<(), LedgerError> {

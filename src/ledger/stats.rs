@@ -1,0 +1,512 @@
+//! `agent-replay stats`: success rates with their denominators, honestly.
+//!
+//! Three rates, each printed with numerator and denominator: succeeded over
+//! succeeded + failed, over all terminal runs, and over all runs that started. A run still
+//! RUNNING (or TIMING_OUT, ABORTING) is *pending* when it is younger than 3 × the median
+//! duration of its agent's terminal runs (all agents' when it has fewer than 5), else
+//! *dead*: dead runs count as started and not succeeded; pending ones are left out of every
+//! denominator and listed apart.
+
+use super::classify::advice_for;
+use super::read::{Folded, RunState};
+use super::Status;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Agent,
+    Fixture,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatsOptions {
+    pub now_ms: i64,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub by: Option<GroupBy>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rate {
+    pub numerator: u64,
+    pub denominator: u64,
+    /// `null` when the denominator is 0.
+    pub percent: Option<f64>,
+}
+
+impl Rate {
+    pub fn new(numerator: u64, denominator: u64) -> Rate {
+        Rate {
+            numerator,
+            denominator,
+            percent: (denominator > 0)
+                .then(|| (numerator as f64 * 1000.0 / denominator as f64).round() / 10.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.percent {
+            Some(p) => write!(f, "{:.1}% ({} of {})", p, self.numerator, self.denominator),
+            None => write!(f, "n/a (0 of 0)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub started: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub aborted: u64,
+    pub dead: u64,
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rates {
+    /// succeeded / (succeeded + failed); "failed" is status FAILED only.
+    pub over_succeeded_and_failed: Rate,
+    /// succeeded / every terminal run.
+    pub over_terminal: Rate,
+    /// succeeded / every run that started (terminal + dead; pending runs left out).
+    pub over_started: Rate,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Group {
+    pub counts: Counts,
+    pub rates: Rates,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassReport {
+    pub class: String,
+    pub count: u64,
+    /// `one run`, `agent`, `worker` or `fleet-wide`.
+    pub shape: String,
+    /// The agent or worker a concentrated class sits on.
+    pub on: Option<String>,
+    pub advice: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempts {
+    pub tasks: u64,
+    pub retried_tasks: u64,
+    pub max_attempt: u64,
+    /// runs per task → number of tasks
+    pub runs_per_task: BTreeMap<u64, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Stats {
+    pub overall: Group,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub groups: BTreeMap<String, Group>,
+    pub pending_run_ids: Vec<String>,
+    pub dead_run_ids: Vec<String>,
+    pub failure_classes: Vec<ClassReport>,
+    pub attempts: Attempts,
+    pub not_started: u64,
+    pub records: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Terminal(Status),
+    Pending,
+    Dead,
+    NotStarted,
+}
+
+fn median(mut xs: Vec<i64>) -> Option<i64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_unstable();
+    Some(xs[xs.len() / 2])
+}
+
+fn duration(r: &RunState) -> Option<i64> {
+    if r.duration_ms != i64::MIN {
+        Some(r.duration_ms)
+    } else if r.closed_ms != i64::MIN && r.started_ms != i64::MIN {
+        Some(r.closed_ms - r.started_ms)
+    } else {
+        None
+    }
+}
+
+pub fn compute(folded: &Folded, opts: &StatsOptions) -> Stats {
+    let in_window = |r: &RunState| {
+        let s = r.started_ms;
+        opts.since_ms
+            .is_none_or(|since| s != i64::MIN && s >= since)
+            && opts.until_ms.is_none_or(|until| s != i64::MIN && s < until)
+    };
+    let runs: Vec<(&String, &RunState)> =
+        folded.runs.iter().filter(|(_, r)| in_window(r)).collect();
+
+    // Medians of terminal durations: per agent, and over all agents as the fallback.
+    let mut per_agent: HashMap<u32, Vec<i64>> = HashMap::new();
+    let mut all = Vec::new();
+    for (_, r) in &runs {
+        if r.status.is_terminal() {
+            if let Some(d) = duration(r) {
+                per_agent.entry(r.agent).or_default().push(d);
+                all.push(d);
+            }
+        }
+    }
+    let overall_median = median(all);
+    let medians: HashMap<u32, Option<i64>> = per_agent
+        .into_iter()
+        .map(|(a, ds)| {
+            (
+                a,
+                if ds.len() >= 5 {
+                    median(ds)
+                } else {
+                    overall_median
+                },
+            )
+        })
+        .collect();
+
+    let kind_of = |r: &RunState| -> Kind {
+        if r.status.is_terminal() {
+            return Kind::Terminal(r.status);
+        }
+        if !r.status.is_transitional() {
+            return Kind::NotStarted;
+        }
+        let age = if r.started_ms == i64::MIN {
+            i64::MAX
+        } else {
+            opts.now_ms - r.started_ms
+        };
+        let limit = match medians.get(&r.agent).copied().flatten().or(overall_median) {
+            Some(m) => 3 * m,
+            // No terminal run to learn from: its own timeout plus the watchdog's grace.
+            None => r.timeout_ms + 60_000,
+        };
+        if age < limit {
+            Kind::Pending
+        } else {
+            Kind::Dead
+        }
+    };
+
+    let mut overall = Counts::default();
+    let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut pending_ids = Vec::new();
+    let mut dead_ids = Vec::new();
+    let mut not_started = 0;
+    let mut classes: BTreeMap<String, Vec<&RunState>> = BTreeMap::new();
+    let mut tasks: HashMap<u32, (u64, u64)> = HashMap::new();
+    for (id, r) in &runs {
+        let kind = kind_of(r);
+        if kind == Kind::NotStarted {
+            not_started += 1;
+            continue;
+        }
+        let key = match opts.by {
+            Some(GroupBy::Agent) => Some(folded.name(r.agent).unwrap_or("(no agent)").to_string()),
+            Some(GroupBy::Fixture) => {
+                Some(folded.name(r.fixture).unwrap_or("(no fixture)").to_string())
+            }
+            None => None,
+        };
+        let mut targets = vec![&mut overall];
+        let group = key.map(|k| groups.entry(k).or_default());
+        if let Some(g) = group {
+            targets.push(g);
+        }
+        for c in targets {
+            match kind {
+                Kind::Terminal(s) => {
+                    c.started += 1;
+                    match s {
+                        Status::Succeeded => c.succeeded += 1,
+                        Status::Failed => c.failed += 1,
+                        Status::TimedOut => c.timed_out += 1,
+                        _ => c.aborted += 1,
+                    }
+                }
+                Kind::Dead => {
+                    c.started += 1;
+                    c.dead += 1;
+                }
+                Kind::Pending => c.pending += 1,
+                Kind::NotStarted => {}
+            }
+        }
+        match kind {
+            Kind::Pending => pending_ids.push((*id).clone()),
+            Kind::Dead => {
+                dead_ids.push((*id).clone());
+                classes.entry("run_abandoned".into()).or_default().push(r);
+            }
+            Kind::Terminal(s) if s != Status::Succeeded => {
+                let class = folded.name(r.class).unwrap_or("unknown").to_string();
+                classes.entry(class).or_default().push(r);
+            }
+            _ => {}
+        }
+        if let Some(task) = RunState::get(r.task) {
+            let t = tasks.entry(task).or_default();
+            t.0 += 1;
+            t.1 = t.1.max(r.attempt as u64);
+        }
+    }
+    pending_ids.sort();
+    dead_ids.sort();
+
+    let fleet_agents: std::collections::HashSet<u32> = runs.iter().map(|(_, r)| r.agent).collect();
+    let failure_classes = classes
+        .into_iter()
+        .map(|(class, rs)| {
+            let agents: std::collections::HashSet<u32> = rs.iter().map(|r| r.agent).collect();
+            let workers: std::collections::HashSet<u32> = rs.iter().map(|r| r.worker).collect();
+            let (shape, on) = if rs.len() == 1 {
+                ("one run".to_string(), None)
+            } else if agents.len() == 1 && fleet_agents.len() > 1 {
+                (
+                    "agent".to_string(),
+                    folded
+                        .name(*agents.iter().next().unwrap())
+                        .map(str::to_string),
+                )
+            } else if workers.len() == 1 && RunState::get(*workers.iter().next().unwrap()).is_some()
+            {
+                (
+                    "worker".to_string(),
+                    folded
+                        .name(*workers.iter().next().unwrap())
+                        .map(str::to_string),
+                )
+            } else {
+                ("fleet-wide".to_string(), None)
+            };
+            ClassReport {
+                advice: advice_for(&class).to_string(),
+                count: rs.len() as u64,
+                class,
+                shape,
+                on,
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut failure_classes = failure_classes;
+    failure_classes.sort_by(|a, b| b.count.cmp(&a.count).then(a.class.cmp(&b.class)));
+
+    let mut runs_per_task = BTreeMap::new();
+    for (n, _) in tasks.values() {
+        *runs_per_task.entry(*n).or_insert(0) += 1;
+    }
+    let attempts = Attempts {
+        tasks: tasks.len() as u64,
+        retried_tasks: tasks.values().filter(|(n, a)| *n > 1 || *a > 1).count() as u64,
+        max_attempt: tasks.values().map(|(_, a)| *a).max().unwrap_or(0),
+        runs_per_task,
+    };
+    Stats {
+        overall: group(overall),
+        by: opts.by.map(|b| match b {
+            GroupBy::Agent => "agent".to_string(),
+            GroupBy::Fixture => "fixture".to_string(),
+        }),
+        groups: groups.into_iter().map(|(k, c)| (k, group(c))).collect(),
+        pending_run_ids: pending_ids,
+        dead_run_ids: dead_ids,
+        failure_classes,
+        attempts,
+        not_started,
+        records: folded.lines,
+    }
+}
+
+fn group(c: Counts) -> Group {
+    let terminal = c.succeeded + c.failed + c.timed_out + c.aborted;
+    Group {
+        rates: Rates {
+            over_succeeded_and_failed: Rate::new(c.succeeded, c.succeeded + c.failed),
+            over_terminal: Rate::new(c.succeeded, terminal),
+            over_started: Rate::new(c.succeeded, terminal + c.dead),
+        },
+        counts: c,
+    }
+}
+
+/// The text report.
+pub fn render(s: &Stats) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let c = &s.overall.counts;
+    let _ = writeln!(
+        out,
+        "runs: {} started ({} succeeded, {} failed, {} timed out, {} aborted, {} dead); {} pending, not counted",
+        c.started, c.succeeded, c.failed, c.timed_out, c.aborted, c.dead, c.pending
+    );
+    let _ = writeln!(out, "\nsuccess rate, overall:");
+    rates(&mut out, &s.overall.rates, "  ");
+    if let Some(by) = &s.by {
+        for (name, g) in &s.groups {
+            let _ = writeln!(out, "\nsuccess rate, {by} {name}:");
+            rates(&mut out, &g.rates, "  ");
+            let c = &g.counts;
+            let _ = writeln!(
+                out,
+                "  ({} started, {} dead, {} pending)",
+                c.started, c.dead, c.pending
+            );
+        }
+    }
+    if !s.dead_run_ids.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ndead runs (transitional, older than 3 × median duration): {}",
+            s.dead_run_ids.len()
+        );
+        for id in s.dead_run_ids.iter().take(20) {
+            let _ = writeln!(out, "  {id}");
+        }
+    }
+    if !s.pending_run_ids.is_empty() {
+        let _ = writeln!(
+            out,
+            "\npending runs (still young, left out of every rate): {}",
+            s.pending_run_ids.len()
+        );
+        for id in s.pending_run_ids.iter().take(20) {
+            let _ = writeln!(out, "  {id}");
+        }
+    }
+    if !s.failure_classes.is_empty() {
+        let _ = writeln!(out, "\nfailures by class:");
+        for f in &s.failure_classes {
+            let shape = match (&f.shape[..], &f.on) {
+                (sh, Some(on)) => format!("concentrated on {sh} {on}"),
+                (sh, None) => sh.to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<26} {:>6}  {shape}\n    advice: {}",
+                f.class, f.count, f.advice
+            );
+        }
+    }
+    let a = &s.attempts;
+    if a.tasks > 0 {
+        let _ = writeln!(
+            out,
+            "\nretries: {} task(s), {} retried, highest attempt {}",
+            a.tasks, a.retried_tasks, a.max_attempt
+        );
+        for (runs, tasks) in &a.runs_per_task {
+            let _ = writeln!(out, "  {tasks} task(s) with {runs} run(s)");
+        }
+    }
+    out
+}
+
+fn rates(out: &mut String, r: &Rates, indent: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "{indent}succeeded / (succeeded + failed)  {}",
+        r.over_succeeded_and_failed
+    );
+    let _ = writeln!(
+        out,
+        "{indent}succeeded / terminal              {}",
+        r.over_terminal
+    );
+    let _ = writeln!(
+        out,
+        "{indent}succeeded / started               {}",
+        r.over_started
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::read::RunLine;
+
+    fn line(id: usize, status: &str, started: &str, agent: &str) -> RunLine {
+        serde_json::from_value(serde_json::json!({
+            "run_id": format!("r{id}"), "status": status, "agent_name": agent,
+            "started_at": started, "duration_ms": 1000, "task_id": format!("T-{}", id % 45),
+        }))
+        .unwrap()
+    }
+
+    /// The seed example of the issue: 36 SUCCEEDED, 4 FAILED, 5 TIMED_OUT, 3 ABORTED and 2
+    /// long-dead RUNNING runs.
+    #[test]
+    fn seed_ledger_rates() {
+        let mut f = Folded::default();
+        let mut id = 0;
+        for (status, n) in [
+            ("SUCCEEDED", 36),
+            ("FAILED", 4),
+            ("TIMED_OUT", 5),
+            ("ABORTED", 3),
+            ("RUNNING", 2),
+        ] {
+            for _ in 0..n {
+                id += 1;
+                f.add(line(id, status, "2026-01-01T00:00:00Z", "a"));
+            }
+        }
+        let now = crate::ledger::read::millis(Some("2026-01-02T00:00:00Z"));
+        let s = compute(
+            &f,
+            &StatsOptions {
+                now_ms: now,
+                since_ms: None,
+                until_ms: None,
+                by: None,
+            },
+        );
+        assert_eq!(
+            s.overall.rates.over_succeeded_and_failed.to_string(),
+            "90.0% (36 of 40)"
+        );
+        assert_eq!(
+            s.overall.rates.over_terminal.to_string(),
+            "75.0% (36 of 48)"
+        );
+        assert_eq!(s.overall.rates.over_started.to_string(), "72.0% (36 of 50)");
+        assert_eq!(s.dead_run_ids.len(), 2);
+        assert!(s.pending_run_ids.is_empty());
+    }
+
+    #[test]
+    fn young_running_runs_are_pending_and_left_out() {
+        let mut f = Folded::default();
+        for i in 0..5 {
+            f.add(line(i, "SUCCEEDED", "2026-01-01T00:00:00Z", "a"));
+        }
+        f.add(line(9, "RUNNING", "2026-01-01T00:00:10Z", "a"));
+        let now = crate::ledger::read::millis(Some("2026-01-01T00:00:11Z"));
+        let s = compute(
+            &f,
+            &StatsOptions {
+                now_ms: now,
+                since_ms: None,
+                until_ms: None,
+                by: Some(GroupBy::Agent),
+            },
+        );
+        assert_eq!(s.pending_run_ids, ["r9"]);
+        assert_eq!(s.overall.rates.over_started.to_string(), "100.0% (5 of 5)");
+        assert_eq!(s.groups["a"].counts.pending, 1);
+    }
+}
