@@ -182,3 +182,70 @@ fn agent_environment_is_cleared_and_complete() {
     // Everything of the run is removed afterwards.
     assert!(!workspace.exists());
 }
+
+#[test]
+fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "a_quick",
+        json!([{"close": "succeeded"}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
+    p.fixture(
+        "b_hang",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "rust", "timeout_seconds": 30,
+               "task": {"script": [{"escape": 4245}, {"sleep_ms": 60000}]}}),
+        json!({"status": ["succeeded"]}),
+        None,
+    );
+    let mut child = std::process::Command::new(crate::project::bin())
+        .args([
+            "run",
+            "fixtures",
+            "--jobs",
+            "2",
+            "--json",
+            "report.json",
+            "--grace",
+            "200ms",
+        ])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = p.path().join(".agent-replay/ledger.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(std::fs::read_to_string(&ledger)
+        .unwrap_or_default()
+        .contains("SUCCEEDED")
+        && process_running("sleep 4245"))
+    {
+        assert!(std::time::Instant::now() < deadline, "runs never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    let report: serde_json::Value = serde_json::from_str(&p.read("report.json")).unwrap();
+    let ids: Vec<&str> = report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a_quick"], "only what finished is reported");
+    let last_hang = p
+        .read(".agent-replay/ledger.jsonl")
+        .lines()
+        .filter(|l| l.contains("b_hang"))
+        .last()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(last_hang["status"], "ABORTED");
+    assert!(
+        !process_running("sleep 4245"),
+        "the interrupted agent's tree survived"
+    );
+}
