@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod fixture;
 pub mod gateway;
+pub mod generate;
 pub mod json;
 pub mod ledger;
 pub mod process;

@@ -30,6 +30,69 @@ pub enum Command {
     /// Ledger chores
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Turn a production trace into a fixture
+    Generate(GenerateArgs),
+    /// Show a fixture fails on the broken build and passes on the configured one
+    Prove(ProveArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormatArg {
+    /// Detect from the content
+    Auto,
+    /// agent-replay JSON Lines (start, tool_call, event, artifact, close)
+    Native,
+    /// OpenTelemetry GenAI spans (OTLP JSON export)
+    Otel,
+    /// MCP tools/call transcript (JSON Lines of JSON-RPC messages)
+    Mcp,
+    /// inspect_ai eval log
+    Inspect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TierArg {
+    Critical,
+    Hourly,
+    Daily,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The trace of the production run
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// The fixture directory to create
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: TraceFormatArg,
+    /// The failure class when the trace does not say (e.g. missing_artifact_ref)
+    #[arg(long, value_name = "CLASS")]
+    pub failure_class: Option<String>,
+    /// Accept a trace with missing facts (a call without result, a close without status)
+    #[arg(long)]
+    pub allow_lossy: bool,
+    /// Write into a non-empty --out directory
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_enum, default_value = "daily")]
+    pub tier: TierArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// The fixture directory
+    pub fixture: PathBuf,
+    /// The broken build: NAME=COMMAND, NAME being the fixture's agent
+    #[arg(long, value_name = "NAME=COMMAND")]
+    pub broken: String,
+    /// The ledger the two runs are recorded in
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Time between SIGTERM and SIGKILL when stopping an agent
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub grace: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +197,7 @@ pub enum ModeArg {
     Strict,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Fixture directories, or folders searched recursively for them
     #[arg(required = true, value_name = "PATH")]

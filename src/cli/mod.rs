@@ -6,6 +6,7 @@
 
 pub mod args;
 mod check;
+mod generate;
 mod ledger;
 mod run;
 
@@ -33,6 +34,8 @@ pub fn main() -> ExitCode {
         Command::Watchdog(a) => ledger::watchdog(a),
         Command::Reconcile(a) => ledger::reconcile(a),
         Command::Ledger(args::LedgerCommand::Import(a)) => ledger::import(a),
+        Command::Generate(a) => generate::generate(a),
+        Command::Prove(a) => generate::prove(a),
     };
     ExitCode::from(code)
 }

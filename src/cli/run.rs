@@ -89,7 +89,7 @@ pub fn run(args: RunArgs) -> u8 {
     }
 }
 
-fn resolve(args: &RunArgs) -> Result<Settings, u8> {
+pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
     let cwd = std::env::current_dir()
         .map_err(|e| usage_error(format!("cannot read the working directory: {e}"), None))?;
     let mode = match args.mode {

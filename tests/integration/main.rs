@@ -7,6 +7,7 @@ mod project;
 mod check;
 mod examples;
 mod gateway;
+mod generate;
 mod ledger;
 mod process;
 mod reasons;

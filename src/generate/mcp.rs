@@ -1,0 +1,108 @@
+//! MCP transcripts: JSON Lines of JSON-RPC messages (optionally wrapped as
+//! `{"direction", "message"}`); each `tools/call` request paired with its response by id.
+
+use super::capture::{as_call_tool_result, Capture, CapturedCall, CapturedClose, TraceError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+pub fn is_mcp(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .any(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| {
+                let m = v.get("message").unwrap_or(&v);
+                m.get("jsonrpc").is_some() && v.get("type").is_none()
+            })
+        })
+}
+
+pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, TraceError> {
+    let mut cap = Capture::default();
+    let mut pending: HashMap<String, (usize, String, Value)> = HashMap::new();
+    let mut order: Vec<(usize, String)> = Vec::new();
+    let mut answers: HashMap<String, Value> = HashMap::new();
+    let mut client = None;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = i + 1;
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| TraceError::at(file, n, format!("not JSON: {e}")))?;
+        let m = v.get("message").cloned().unwrap_or(v);
+        let id = m.get("id").map(|i| i.to_string());
+        match (m.get("method").and_then(Value::as_str), id) {
+            (Some("initialize"), _) => {
+                client = m
+                    .pointer("/params/clientInfo/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            (Some("tools/call"), Some(id)) => {
+                let tool = m
+                    .pointer("/params/name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| TraceError::at(file, n, "tools/call without params.name"))?;
+                let args = m
+                    .pointer("/params/arguments")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
+                pending.insert(id.clone(), (n, tool.to_string(), args));
+                order.push((n, id));
+            }
+            (None, Some(id)) if pending.contains_key(&id) => {
+                let result = match (m.get("result"), m.get("error")) {
+                    (Some(r), _) => as_call_tool_result(r.clone(), false),
+                    (None, Some(e)) => {
+                        json!({"content": [{"type": "text", "text": e.get("message").and_then(Value::as_str).unwrap_or("error")}], "isError": true})
+                    }
+                    _ => {
+                        return Err(TraceError::at(
+                            file,
+                            n,
+                            "a response with neither result nor error",
+                        ))
+                    }
+                };
+                answers.insert(id, result);
+            }
+            _ => {}
+        }
+    }
+    for (n, id) in order {
+        let (_, tool, arguments) = pending.remove(&id).expect("every ordered id is pending");
+        match answers.remove(&id) {
+            Some(result) => cap.calls.push(CapturedCall { tool, arguments, result, effect: None }),
+            None if allow_lossy => cap.warnings.push(format!("{file}:{n}: `{tool}` has no response: left out")),
+            None => {
+                return Err(TraceError::at(
+                    file,
+                    n,
+                    format!("lossy trace: the tools/call to `{tool}` (id {id}) has no response (pass --allow-lossy to accept it)"),
+                ))
+            }
+        }
+    }
+    let stem = std::path::Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    cap.envelope = json!({
+        "format": "agent-replay/input@1",
+        "task_id": format!("mcp-{stem}"),
+        "agent": client.unwrap_or_else(|| "agent".into()),
+        "task": {},
+    });
+    cap.warnings.push(format!(
+        "{file}: an MCP transcript carries no task envelope or close: input.json is synthesized; edit its agent and task"
+    ));
+    cap.close = Some(CapturedClose {
+        status: "succeeded".into(),
+        output: Value::Null,
+        failure_class: None,
+        failure_reason: None,
+        at: None,
+    });
+    Ok(cap)
+}
