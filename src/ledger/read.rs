@@ -7,48 +7,45 @@
 
 use super::Status;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-/// The fields of a run record that statistics and the watchdog read.
+/// The fields of a run record that statistics and the watchdog read. Strings borrow from
+/// the line where they can: a million lines should not mean ten million allocations.
 #[derive(Debug, Clone, Deserialize)]
-pub struct RunLine {
-    pub run_id: String,
+pub struct RunLine<'a> {
+    #[serde(borrow)]
+    pub run_id: Cow<'a, str>,
     pub status: Status,
-    #[serde(default)]
-    pub run_type: Option<String>,
-    #[serde(default)]
-    pub fixture_id: Option<String>,
-    #[serde(default)]
-    pub task_id: Option<String>,
+    #[serde(default, borrow)]
+    pub run_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub fixture_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub task_id: Option<Cow<'a, str>>,
     #[serde(default)]
     pub attempt: Option<u64>,
-    #[serde(default)]
-    pub agent_name: Option<String>,
-    #[serde(default)]
-    pub started_at: Option<String>,
-    #[serde(default)]
-    pub closed_at: Option<String>,
+    #[serde(default, borrow)]
+    pub agent_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub started_at: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub closed_at: Option<Cow<'a, str>>,
     #[serde(default)]
     pub timeout_seconds: Option<f64>,
-    #[serde(default)]
-    pub failure_class: Option<String>,
-    #[serde(default)]
-    pub failure_reason: Option<String>,
+    #[serde(default, borrow)]
+    pub failure_class: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub failure_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub prompt_version: Option<String>,
     /// Where the run ran, when the writer says (`worker`, `host`): for failure shapes.
-    #[serde(default, alias = "host")]
-    pub worker: Option<String>,
-    #[serde(default)]
-    pub log_tail: Option<String>,
-    #[serde(default)]
-    pub reconciled: Option<bool>,
+    #[serde(default, alias = "host", borrow)]
+    pub worker: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub log_tail: Option<Cow<'a, str>>,
 }
 
 /// A warning about one line of a ledger.
@@ -67,7 +64,7 @@ impl std::fmt::Display for LineWarning {
 /// Calls `each` with every parsable line (1-based line number); returns the warnings.
 pub fn for_each_line(
     path: &Path,
-    mut each: impl FnMut(usize, RunLine),
+    mut each: impl FnMut(usize, RunLine<'_>),
 ) -> std::io::Result<Vec<LineWarning>> {
     let file = std::fs::File::open(path)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -182,9 +179,9 @@ impl Folded {
         Ok(folded)
     }
 
-    pub fn add(&mut self, line: RunLine) {
+    pub fn add(&mut self, line: RunLine<'_>) {
         self.lines += 1;
-        let mut opt = |s: &Option<String>| s.as_deref().map_or(NONE, |s| self.strings.id(s));
+        let mut opt = |s: &Option<Cow<'_, str>>| s.as_deref().map_or(NONE, |s| self.strings.id(s));
         let agent = opt(&line.agent_name);
         let fixture = opt(&line.fixture_id);
         let task = opt(&line.task_id);
@@ -226,7 +223,7 @@ impl Folded {
             duration_ms: line.duration_ms.map_or(i64::MIN, |d| d as i64),
             timeout_ms: line.timeout_seconds.map_or(60_000, |s| (s * 1000.0) as i64),
         };
-        match self.runs.get_mut(&line.run_id) {
+        match self.runs.get_mut(line.run_id.as_ref()) {
             Some(existing) => {
                 // A later line may omit what an earlier one said (e.g. started_at).
                 let keep_started = existing.started_ms;
@@ -236,7 +233,7 @@ impl Folded {
                 }
             }
             None => {
-                self.runs.insert(line.run_id, state);
+                self.runs.insert(line.run_id.into_owned(), state);
             }
         }
     }

@@ -439,12 +439,14 @@ mod tests {
     use super::*;
     use crate::ledger::read::RunLine;
 
-    fn line(id: usize, status: &str, started: &str, agent: &str) -> RunLine {
-        serde_json::from_value(serde_json::json!({
+    fn line(id: usize, status: &str, started: &str, agent: &str) -> RunLine<'static> {
+        let text = serde_json::json!({
             "run_id": format!("r{id}"), "status": status, "agent_name": agent,
             "started_at": started, "duration_ms": 1000, "task_id": format!("T-{}", id % 45),
-        }))
-        .unwrap()
+        })
+        .to_string();
+        // Lines borrow from their text; a test can afford to leak it.
+        serde_json::from_str(Box::leak(text.into_boxed_str())).unwrap()
     }
 
     /// The seed example of the issue: 36 SUCCEEDED, 4 FAILED, 5 TIMED_OUT, 3 ABORTED and 2

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
+    if args.first().map(String::as_str) == Some("ledger") {
+        return ledger(if quick { 100_000 } else { 1_000_000 });
+    }
     let root = super::repo_root();
     let status = Command::new(env!("CARGO"))
         .args([
@@ -260,4 +263,144 @@ fn us(d: Duration) -> f64 {
 }
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
+}
+
+/// Reading and folding a ledger of `n` records with `agent-replay stats`, against a raw
+/// line scan of the same file; peak memory from the child's rusage.
+fn ledger(n: usize) -> Result<(), String> {
+    let root = super::repo_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "agent-replay"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("ledger.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| e.to_string())?);
+    // Half the runs get a RUNNING and a terminal line, as the harness writes them.
+    let statuses = [
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "FAILED",
+        "TIMED_OUT",
+        "ABORTED",
+    ];
+    let mut written = 0;
+    let mut run = 0usize;
+    while written < n {
+        let agent = ["research", "triage", "writer"][run % 3];
+        let started = format!(
+            "2026-05-{:02}T{:02}:{:02}:{:02}Z",
+            1 + run / 86_400 % 28,
+            run / 3600 % 24,
+            run / 60 % 60,
+            run % 60
+        );
+        let mut rec = json!({"run_id": format!("run-{run:08}"), "run_type": "production", "fixture_id": null,
+            "task_id": format!("T-{}", run / 2), "attempt": 1 + run % 2, "agent_name": agent, "started_at": started,
+            "closed_at": null, "code_version": "a1b2c3d", "model": "provider/model", "prompt_version": "v12",
+            "tool_allowlist": null, "timeout_seconds": 300, "input_sha256": null, "state_refs": [], "artifact_refs": null,
+            "status": "RUNNING", "failure_class": null, "failure_reason": null, "verdict": null, "reasons": null,
+            "mode": null, "duration_ms": null, "tool_calls": null});
+        writeln!(out, "{rec}").map_err(|e| e.to_string())?;
+        written += 1;
+        if written < n {
+            let status = statuses[run % statuses.len()];
+            rec["status"] = json!(status);
+            rec["closed_at"] = json!(started);
+            rec["duration_ms"] = json!(1000 + run % 5000);
+            if status != "SUCCEEDED" {
+                rec["failure_reason"] = json!("HTTP 429 Too Many Requests");
+            }
+            writeln!(out, "{rec}").map_err(|e| e.to_string())?;
+            written += 1;
+        }
+        run += 1;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    drop(out);
+    let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+
+    let t = Instant::now();
+    let mut lines = 0usize;
+    let mut r = BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(&path).map_err(|e| e.to_string())?,
+    );
+    let mut buf = Vec::new();
+    while r.read_until(b'\n', &mut buf).map_err(|e| e.to_string())? > 0 {
+        lines += 1;
+        buf.clear();
+    }
+    let scan = t.elapsed();
+
+    let t = Instant::now();
+    let child = Command::new(root.join("target/release/agent-replay"))
+        .args([
+            "stats",
+            "--json",
+            "--by",
+            "agent",
+            "--now",
+            "2026-06-01T00:00:00Z",
+            "--ledger",
+        ])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    // Read the child's own peak RSS with wait4 (RUSAGE_CHILDREN would include cargo).
+    let pid = child.id() as i32;
+    let reader = std::thread::spawn(move || {
+        let mut child = child;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(child.stdout.as_mut().expect("piped"), &mut out).ok();
+        (out, child)
+    });
+    // SAFETY: wait4 on the pid we spawned, with a zeroed rusage to fill.
+    let (wait_status, max_rss_kib) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let mut status = 0;
+        libc::wait4(pid, &mut status, 0, &mut usage);
+        (status, usage.ru_maxrss)
+    };
+    let stats = t.elapsed();
+    let (stdout, child) = reader
+        .join()
+        .map_err(|_| "reader thread panicked".to_string())?;
+    std::mem::forget(child);
+    if wait_status != 0 {
+        return Err(format!(
+            "agent-replay stats failed with wait status {wait_status}"
+        ));
+    }
+    let v: Value = serde_json::from_slice(&stdout).map_err(|e| e.to_string())?;
+    println!(
+        "ledger read ({lines} records, {run} runs, {:.0} MiB)",
+        bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "  raw line scan               {:>9.3} s",
+        scan.as_secs_f64()
+    );
+    println!(
+        "  agent-replay stats          {:>9.3} s",
+        stats.as_secs_f64()
+    );
+    println!("  ratio                       {:>9.2}x", ratio(stats, scan));
+    println!(
+        "  peak RSS of stats           {:>9.1} MiB ({:.0} bytes per run)",
+        max_rss_kib as f64 / 1024.0,
+        max_rss_kib as f64 * 1024.0 / run as f64
+    );
+    println!(
+        "  overall over_started        {}",
+        v["overall"]["rates"]["over_started"]
+    );
+    Ok(())
 }
