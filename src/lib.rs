@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod generate;
 pub mod json;
 pub mod ledger;
+pub mod monitor;
 pub mod process;
 pub mod redact;
 pub mod report;

@@ -34,6 +34,33 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Show a fixture fails on the broken build and passes on the configured one
     Prove(ProveArgs),
+    /// Replay the fixtures of a tier and report suite health (exit status is the gate)
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Fixture directories, or folders searched recursively for them
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only fixtures whose notes.json tier is this
+    #[arg(long, value_enum)]
+    pub tier: Option<TierArg>,
+    /// Write the health report to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// A cassette older than this is stale (e.g. 30d, 12h)
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+    /// The ledger replay records are appended to (and production runs are read from)
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
+    /// Fixtures run at once [default: number of cores]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Time between SIGTERM and SIGKILL when stopping an agent
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub grace: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,6 +8,7 @@ pub mod args;
 mod check;
 mod generate;
 mod ledger;
+mod monitor;
 mod run;
 
 use args::{Cli, Command};
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Ledger(args::LedgerCommand::Import(a)) => ledger::import(a),
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),
+        Command::Monitor(a) => monitor::monitor(a),
     };
     ExitCode::from(code)
 }

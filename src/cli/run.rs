@@ -189,7 +189,7 @@ fn check_writable(path: &PathBuf) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// `2s`, `500ms`, `1.5` (seconds), `1m`.
+/// `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
@@ -198,6 +198,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         (n, 1.0)
     } else if let Some(n) = s.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400.0)
     } else {
         (s, 1.0)
     };

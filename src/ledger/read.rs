@@ -41,6 +41,10 @@ pub struct RunLine<'a> {
     pub failure_reason: Option<Cow<'a, str>>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    #[serde(default, borrow)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub prompt_version: Option<Cow<'a, str>>,
     /// Where the run ran, when the writer says (`worker`, `host`): for failure shapes.
     #[serde(default, alias = "host", borrow)]
     pub worker: Option<Cow<'a, str>>,

@@ -379,3 +379,100 @@ fn generic_jsonl_import_maps_fields() {
     assert_eq!(recs[1]["agent_name"], "bot");
     assert_eq!(recs[1]["run_type"], "production");
 }
+
+#[test]
+fn monitor_reports_health_staleness_and_silent_failure_window() {
+    let p = TestProject::new();
+    let notes = |class: Option<&str>| json!({"format": "agent-replay/notes@1", "tier": "critical", "failure_class": class});
+    p.fixture(
+        "ok",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "rust", "model": "m1",
+               "task": {"script": [{"close": "succeeded"}]}}),
+        json!({"status": ["succeeded"]}),
+        Some(json!({"format": "agent-replay/cassette@1", "recorded_at": "2020-01-01T00:00:00Z", "interactions": []})),
+    );
+    p.write_json("fixtures/ok/notes.json", &notes(None));
+    p.script_fixture(
+        "broken",
+        json!([{"close": "succeeded"}]),
+        json!({"artifact_refs": {"min": 1}}),
+        json!([]),
+    );
+    p.write_json(
+        "fixtures/broken/notes.json",
+        &notes(Some("missing_artifact_ref")),
+    );
+    p.script_fixture(
+        "daily_only",
+        json!([{"exit": 1}]),
+        json!({"exit_code": 0}),
+        json!([]),
+    );
+    // Production history: the agent now runs model m2; the class was first seen an hour ago.
+    let hour_ago = agent_replay::time::rfc3339(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    p.write(
+        "ledger.jsonl",
+        &(json!({"run_id": "p1", "run_type": "production", "agent_name": "rust", "model": "m2", "status": "FAILED",
+                 "failure_class": "missing_artifact_ref", "started_at": hour_ago, "closed_at": hour_ago})
+        .to_string()
+            + "\n"),
+    );
+    let out = p
+        .cmd()
+        .args(&[
+            "monitor",
+            "fixtures",
+            "--tier",
+            "critical",
+            "--json",
+            "health.json",
+            "--max-age",
+            "30d",
+            "--ledger",
+            "ledger.jsonl",
+        ])
+        .output();
+    assert_eq!(
+        out.code, 1,
+        "a failing fixture fails the gate\n{}",
+        out.stdout
+    );
+    let h: Value = serde_json::from_str(&p.read("health.json")).unwrap();
+    assert_eq!(h["fixtures_passing"], 1);
+    assert_eq!(
+        h["fixtures_failing"], 1,
+        "daily_only is not in the critical tier"
+    );
+    assert_eq!(h["fixtures_stale"], 1);
+    let ok = h["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "ok")
+        .unwrap();
+    let reasons = ok["stale"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("older than --max-age")),
+        "{ok}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("production now runs \"m2\"")),
+        "{ok}"
+    );
+    let window = h["silent_failure_window_minutes"]["missing_artifact_ref"]
+        .as_f64()
+        .unwrap();
+    assert!((59.0..=70.0).contains(&window), "about an hour: {window}");
+    // Replay records went to the same ledger.
+    let replays = lines(&p.path().join("ledger.jsonl"))
+        .into_iter()
+        .filter(|r| r["run_type"] == "replay")
+        .count();
+    assert_eq!(replays, 4, "RUNNING and terminal for two fixtures");
+}
