@@ -132,7 +132,7 @@ fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
     {
         return Some(skipped(d, format!("notes.json skip: {reason}"), "notes"));
     }
-    let mut run = Run::start(settings, d, loaded.fixture.as_ref());
+    let mut run = Run::start(settings, d, loaded.input.as_ref());
     let Some(fixture) = loaded.fixture else {
         let reasons = loaded
             .errors()
@@ -220,8 +220,11 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn start(settings: &'a Settings, d: &'a Discovered, fixture: Option<&Fixture>) -> Run<'a> {
-        let input = fixture.map(|f| &f.input);
+    fn start(
+        settings: &'a Settings,
+        d: &'a Discovered,
+        input: Option<&crate::fixture::format::Input>,
+    ) -> Run<'a> {
         let record = RunRecord {
             run_id: uuid::Uuid::new_v4().to_string(),
             run_type: RunType::Replay,

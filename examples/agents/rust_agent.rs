@@ -5,7 +5,8 @@
 //! `{"call": "search", "arguments": {...}}`, `{"write": "out/a.md", "content": "..."}`,
 //! `{"remove": "path"}`, `{"artifact": "out/a.md"}`, `{"event": "name", "data": {...}}`,
 //! `{"close": "succeeded", "output": {...}}`, `{"raw": "<line sent as is>"}`,
-//! `{"list": true}`, `{"sleep_ms": 100}`, `{"exit": 3}`, `{"signal": 11}`,
+//! `{"list": true}`, `{"sleep_ms": 100}`, `{"exit": 3}`, `{"signal": 6}` (raised on itself;
+//! use SIGABRT or SIGKILL: the Rust runtime handles a raised SIGSEGV and carries on),
 //! `{"escape": 30}` (fork a grandchild that calls setsid and sleeps that many seconds),
 //! `{"flood": 1000000}` (write that many bytes to stdout), `{"env_to": "/abs/file"}`.
 //! Every gateway reply is printed to stderr, one JSON line each, for tests to read.

@@ -22,13 +22,15 @@ pub fn check(args: CheckArgs) -> u8 {
         if errors > 0 {
             invalid += 1;
         }
+        println!("{:>8} {}", if errors > 0 { "INVALID" } else { "ok" }, d.id);
         for diag in &loaded.diagnostics {
             if !diag.is_error() {
                 warnings += 1;
             }
-            println!("{diag}");
+            for line in diag.to_string().lines() {
+                println!("  {line}");
+            }
         }
-        println!("{:>8} {}", if errors > 0 { "INVALID" } else { "ok" }, d.id);
     }
     println!(
         "\nchecked {} fixture{}: {} valid, {invalid} invalid, {warnings} warning{}",

@@ -291,9 +291,8 @@ fn unrecorded_message(
     let cassette = fixture_dir.join("tool_cassettes.json");
     match closest {
         None => format!(
-            "{what}: {} holds no recording of `{tool}`; record an interaction for it, or re-record the fixture with `agent-replay run --mode live {}`",
-            cassette.display(),
-            fixture_dir.display()
+            "{what}: {} holds no recording of `{tool}`; add an interaction for it, or re-record the fixture from a new production trace with `agent-replay generate` (live re-recording is not in this build)",
+            cassette.display()
         ),
         Some(c) if c.pointer.is_empty() => format!(
             "{what}: recording `{}` has the same arguments but was already used; set \"repeat\": true on it to let it answer again, or record another interaction",
@@ -302,7 +301,7 @@ fn unrecorded_message(
         Some(c) => {
             let show = |v: &Option<Value>| v.as_ref().map(|v| crate::diagnostic::truncate(&v.to_string(), 60)).unwrap_or_else(|| "(absent)".into());
             format!(
-                "{what}: nearest recording `{}` differs at {}: recorded {}, called {}; if {} varies between runs add it to \"match\": {{\"ignore\": [\"{}\"]}} of `{}`, otherwise re-record the fixture with `agent-replay run --mode live {}`",
+                "{what}: nearest recording `{}` differs at {}: recorded {}, called {}; if {} varies between runs add it to \"match\": {{\"ignore\": [\"{}\"]}} of `{}`, otherwise re-record the fixture from a new production trace with `agent-replay generate`",
                 c.id,
                 c.pointer,
                 show(&c.recorded),
@@ -310,7 +309,6 @@ fn unrecorded_message(
                 c.pointer,
                 c.pointer,
                 c.id,
-                fixture_dir.display()
             )
         }
     }

@@ -365,7 +365,10 @@ fn unrecorded_call_names_the_closest_recording_and_the_next_step() {
     assert_eq!(e["data"]["tool"], "fetch_page");
     assert_eq!(e["data"]["closest"], Value::Null);
     let msg = e["message"].as_str().unwrap();
-    assert!(msg.contains("agent-replay run --mode live"), "{msg}");
+    assert!(
+        msg.contains("holds no recording of `fetch_page`") && msg.contains("agent-replay generate"),
+        "{msg}"
+    );
 
     // Used up: the same arguments again point at the used recording with pointer "".
     assert_eq!(replayed_text(&r[4]), "r");
