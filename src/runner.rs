@@ -217,6 +217,23 @@ struct Run<'a> {
     settings: &'a Settings,
     discovered: &'a Discovered,
     record: RunRecord,
+    closed: bool,
+}
+
+/// A run that starts always closes: should the harness unwind through a run (a bug), the
+/// terminal record is still written.
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        if !self.closed {
+            let reason = Reason::new(
+                ReasonCode::AgentUnavailable,
+                "harness",
+                "",
+                "the harness stopped this run unexpectedly (an internal error); it is closed FAILED",
+            );
+            self.close(Status::Failed, Some(Verdict::Blocked), &[reason], 0, 0);
+        }
+    }
 }
 
 impl<'a> Run<'a> {
@@ -261,6 +278,7 @@ impl<'a> Run<'a> {
             settings,
             discovered: d,
             record,
+            closed: false,
         }
     }
 
@@ -277,21 +295,25 @@ impl<'a> Run<'a> {
         r.closed_at = Some(crate::time::now());
         r.status = status;
         r.verdict = verdict.map(|v| v.as_str().into());
-        let judged = verdict.is_some_and(|v| v != Verdict::Passed);
+        // The class is the first reason that earned the verdict (§10 rule 18), not merely
+        // the first listed: a leaked process must not name a failed run's class.
+        let strict = self.settings.mode == Mode::Strict;
+        let decisive = verdict
+            .filter(|v| *v != Verdict::Passed)
+            .and_then(|v| reasons.iter().find(|x| x.verdict(strict) == v));
         r.failure_class = match verdict {
             None => Some("aborted".into()),
-            Some(_) if judged => reasons.first().map(|x| x.code.as_str().to_string()),
-            Some(_) => None,
+            Some(_) => decisive.map(|x| x.code.as_str().to_string()),
         };
         r.failure_reason = match verdict {
             None => Some("the harness was interrupted; the agent was stopped".into()),
-            Some(_) if judged => reasons.first().map(|x| x.message.clone()),
-            Some(_) => None,
+            Some(_) => decisive.map(|x| x.message.clone()),
         };
         r.reasons = Some(reasons.to_vec());
         r.duration_ms = Some(duration_ms);
         r.tool_calls = Some(tool_calls);
         let _ = self.settings.ledger.append(&self.record);
+        self.closed = true;
     }
 
     fn finish_without_agent(mut self, reasons: Vec<Reason>) -> FixtureResult {

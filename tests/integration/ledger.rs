@@ -476,3 +476,23 @@ fn monitor_reports_health_staleness_and_silent_failure_window() {
         .count();
     assert_eq!(replays, 4, "RUNNING and terminal for two fixtures");
 }
+
+#[test]
+fn failure_class_is_the_first_reason_of_the_verdict() {
+    let p = TestProject::new();
+    // leaked_process (degraded) is listed before status_mismatch (failed).
+    p.script_fixture(
+        "mixed",
+        json!([{"escape": 4246}, {"close": "failed"}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
+    let run = p.run(&["--grace", "200ms"]);
+    assert_eq!(run.codes("mixed"), ["leaked_process", "status_mismatch"]);
+    let last: Value = lines(&p.path().join(".agent-replay/ledger.jsonl"))
+        .pop()
+        .unwrap();
+    assert_eq!(last["verdict"], "failed");
+    assert_eq!(last["failure_class"], "status_mismatch");
+    assert_eq!(last["status"], "FAILED");
+}
