@@ -258,6 +258,29 @@ pub struct RunArgs {
     pub grace: String,
 }
 
+impl RunArgs {
+    /// A plain cassette-mode run of `paths`, for commands built on `run` (prove, monitor).
+    pub fn for_paths(
+        paths: Vec<PathBuf>,
+        ledger: Option<PathBuf>,
+        grace: String,
+        jobs: Option<usize>,
+    ) -> RunArgs {
+        RunArgs {
+            paths,
+            mode: ModeArg::Cassette,
+            allow_unisolated: false,
+            json: None,
+            junit: None,
+            jobs,
+            filter: Vec::new(),
+            agents: Vec::new(),
+            ledger,
+            grace,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Fixture directories, or folders searched recursively for them

@@ -121,18 +121,12 @@ pub fn prove(args: ProveArgs) -> u8 {
             Some(&format!("use --broken {}=COMMAND", fixture.input.agent)),
         );
     }
-    let base = RunArgs {
-        paths: vec![args.fixture.clone()],
-        mode: crate::cli::args::ModeArg::Cassette,
-        allow_unisolated: false,
-        json: None,
-        junit: None,
-        jobs: Some(1),
-        filter: Vec::new(),
-        agents: Vec::new(),
-        ledger: args.ledger.clone(),
-        grace: args.grace.clone(),
-    };
+    let base = RunArgs::for_paths(
+        vec![args.fixture.clone()],
+        args.ledger.clone(),
+        args.grace.clone(),
+        Some(1),
+    );
     crate::signals::install();
     crate::process::tree::become_subreaper();
     let broken_settings = match crate::cli::run::resolve(&RunArgs {

@@ -23,18 +23,12 @@ pub fn monitor(args: MonitorArgs) -> u8 {
             }
         },
     };
-    let run_args = RunArgs {
-        paths: args.paths.clone(),
-        mode: crate::cli::args::ModeArg::Cassette,
-        allow_unisolated: false,
-        json: None,
-        junit: None,
-        jobs: args.jobs,
-        filter: Vec::new(),
-        agents: Vec::new(),
-        ledger: args.ledger.clone(),
-        grace: args.grace.clone(),
-    };
+    let run_args = RunArgs::for_paths(
+        args.paths.clone(),
+        args.ledger.clone(),
+        args.grace.clone(),
+        args.jobs,
+    );
     crate::signals::install();
     crate::process::tree::become_subreaper();
     let settings = match crate::cli::run::resolve(&run_args) {

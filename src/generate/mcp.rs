@@ -97,12 +97,6 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     cap.warnings.push(format!(
         "{file}: an MCP transcript carries no task envelope or close: input.json is synthesized; edit its agent and task"
     ));
-    cap.close = Some(CapturedClose {
-        status: "succeeded".into(),
-        output: Value::Null,
-        failure_class: None,
-        failure_reason: None,
-        at: None,
-    });
+    cap.close = Some(CapturedClose::assumed_success());
     Ok(cap)
 }

@@ -184,13 +184,7 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
         cap.warnings.push(format!(
             "{file}: no invoke_agent span: the envelope is synthesized (agent \"agent\")"
         ));
-        cap.close = Some(CapturedClose {
-            status: "succeeded".into(),
-            output: Value::Null,
-            failure_class: None,
-            failure_reason: None,
-            at: None,
-        });
+        cap.close = Some(CapturedClose::assumed_success());
     }
     if cap.calls.is_empty() {
         cap.warnings.push(format!(

@@ -134,9 +134,18 @@ mod tests {
     use super::FailureClass::*;
     use super::*;
 
+    /// (timed out?, stated class, failure reason, log tail, expected class)
+    type Case = (
+        bool,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        FailureClass,
+    );
+
     #[test]
     fn classifier_table() {
-        let cases: &[(bool, Option<&str>, Option<&str>, Option<&str>, FailureClass)] = &[
+        let cases: &[Case] = &[
             (false, Some("rate_limited"), None, None, RateLimited),
             (
                 false,

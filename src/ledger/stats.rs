@@ -367,26 +367,16 @@ pub fn render(s: &Stats) -> String {
             );
         }
     }
-    if !s.dead_run_ids.is_empty() {
-        let _ = writeln!(
-            out,
-            "\ndead runs (transitional, older than 3 × median duration): {}",
-            s.dead_run_ids.len()
-        );
-        for id in s.dead_run_ids.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
-    if !s.pending_run_ids.is_empty() {
-        let _ = writeln!(
-            out,
-            "\npending runs (still young, left out of every rate): {}",
-            s.pending_run_ids.len()
-        );
-        for id in s.pending_run_ids.iter().take(20) {
-            let _ = writeln!(out, "  {id}");
-        }
-    }
+    id_list(
+        &mut out,
+        "dead runs (transitional, older than 3 × median duration)",
+        &s.dead_run_ids,
+    );
+    id_list(
+        &mut out,
+        "pending runs (still young, left out of every rate)",
+        &s.pending_run_ids,
+    );
     if !s.failure_classes.is_empty() {
         let _ = writeln!(out, "\nfailures by class:");
         for f in &s.failure_classes {
@@ -413,6 +403,18 @@ pub fn render(s: &Stats) -> String {
         }
     }
     out
+}
+
+/// A titled list of run ids, the first 20 of them.
+fn id_list(out: &mut String, title: &str, ids: &[String]) {
+    use std::fmt::Write;
+    if ids.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{title}: {}", ids.len());
+    for id in ids.iter().take(20) {
+        let _ = writeln!(out, "  {id}");
+    }
 }
 
 fn rates(out: &mut String, r: &Rates, indent: &str) {

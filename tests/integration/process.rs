@@ -239,8 +239,7 @@ fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
     let last_hang = p
         .read(".agent-replay/ledger.jsonl")
         .lines()
-        .filter(|l| l.contains("b_hang"))
-        .last()
+        .rfind(|l| l.contains("b_hang"))
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .unwrap();
     assert_eq!(last_hang["status"], "ABORTED");

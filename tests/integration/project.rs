@@ -177,10 +177,6 @@ impl Output {
     pub fn redacted_stdout(&self) -> String {
         redact(&self.stdout, &self.root)
     }
-
-    pub fn redacted_stderr(&self) -> String {
-        redact(&self.stderr, &self.root)
-    }
 }
 
 pub fn redact(text: &str, root: &Path) -> String {
