@@ -180,7 +180,14 @@ fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
 
 fn resolve_agent(settings: &Settings, name: &str) -> Result<AgentCommand, String> {
     if let Some(words) = settings.agent_overrides.get(name) {
-        return crate::config::resolve_command(words, &settings.cwd, Vec::new())
+        // --agent replaces the command only: the configured `env` still applies.
+        let env = settings
+            .config
+            .as_ref()
+            .and_then(|c| c.agents.get(name))
+            .map(|a| a.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        return crate::config::resolve_command(words, &settings.cwd, env)
             .map_err(|e| format!("agent `{name}` (from --agent): {e}"));
     }
     let Some(config) = &settings.config else {

@@ -70,8 +70,9 @@ pub fn generate(args: GenerateArgs) -> u8 {
                 println!("  redacted:      {}", parts.join(", "));
             }
             println!(
-                "next: agent-replay prove {} --broken <agent>=<command of the build that produced the trace>",
-                g.dir.display()
+                "next: agent-replay prove {} --broken {}=\"<command of the build that produced the trace>\"",
+                g.dir.display(),
+                g.agent
             );
             exit::OK
         }

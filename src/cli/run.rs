@@ -39,13 +39,13 @@ pub fn run(args: RunArgs) -> u8 {
                 || settings.filters.iter().any(|f| d.id.contains(f.as_str()))
         })
         .count();
+    let jobs = settings.jobs.min(selected.max(1));
     println!(
-        "agent-replay: running {selected} of {} fixture{} (mode {}, {} job{})",
+        "agent-replay: running {selected} of {} fixture{} (mode {}, {jobs} job{})",
         fixtures.len(),
         if fixtures.len() == 1 { "" } else { "s" },
         settings.mode.as_str(),
-        settings.jobs,
-        if settings.jobs == 1 { "" } else { "s" }
+        if jobs == 1 { "" } else { "s" }
     );
     let results = runner::run_fixtures(&settings, &fixtures, |r| {
         if r.verdict != crate::verdict::Verdict::Skipped {

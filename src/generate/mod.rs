@@ -45,6 +45,8 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Generated {
     pub dir: PathBuf,
+    /// The agent the fixture runs (from the envelope).
+    pub agent: String,
     pub failure_class: Option<String>,
     pub contract: String,
     pub calls: usize,
@@ -289,6 +291,11 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
     }
     Ok(Generated {
         dir: out.clone(),
+        agent: envelope
+            .get("agent")
+            .and_then(Value::as_str)
+            .unwrap_or("agent")
+            .to_string(),
         failure_class: class,
         contract: why,
         calls: cap.calls.len(),

@@ -319,3 +319,82 @@ fn prove_records_reproduced_and_fixed() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("NOT reproduced"), "{}", out.stdout);
 }
+
+/// The whole loop of examples/e2e with real processes: the buggy agent runs in
+/// production (the Python client's production backend writes its trace), the trace
+/// becomes a fixture, `prove` shows it fails on the buggy build and passes on the fixed
+/// one, and the API key in the trace appears nowhere in the fixture.
+#[test]
+fn production_trace_to_proven_fixture_end_to_end() {
+    let root = crate::project::repo_root();
+    let p = TestProject::new();
+    let key = "sk-test-abcdefghijklmnop1234";
+    p.write(
+        "agent-replay.toml",
+        &format!(
+            "[agents.e2e]\ncommand = [\"python3\", {:?}]\nenv = {{ RESEARCH_API_KEY = {key:?} }}\n",
+            root.join("examples/e2e/agent_fixed.py")
+                .display()
+                .to_string()
+        ),
+    );
+    let trace = p.path().join("trace.jsonl");
+    let capture = std::process::Command::new("python3")
+        .arg(root.join("examples/e2e/capture.py"))
+        .arg("--out")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        capture.status.success(),
+        "{}",
+        String::from_utf8_lossy(&capture.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.contains(key),
+        "a production trace carries the secret unredacted"
+    );
+    let close: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (close["type"].as_str(), close["status"].as_str()),
+        (Some("close"), Some("succeeded"))
+    );
+
+    let out = p
+        .cmd()
+        .args(&[
+            "generate",
+            "--trace",
+            "trace.jsonl",
+            "--out",
+            "fixtures/e2e_empty_page",
+            "--failure-class",
+            "missing_artifact_ref",
+        ])
+        .output();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("redacted:      4 authorization"),
+        "{}",
+        out.stdout
+    );
+    assert!(!all_files(&p.path().join("fixtures/e2e_empty_page")).contains(key));
+
+    let broken = format!(
+        "e2e=python3 {}",
+        root.join("examples/e2e/agent.py").display()
+    );
+    let prove = p
+        .cmd()
+        .args(&["prove", "fixtures/e2e_empty_page", "--broken", &broken])
+        .output();
+    assert_eq!(prove.code, 0, "{}\n{}", prove.stdout, prove.stderr);
+    let notes: Value = serde_json::from_str(&p.read("fixtures/e2e_empty_page/notes.json")).unwrap();
+    assert_eq!(notes["reproduced"]["verdict"], "failed");
+    assert_eq!(
+        notes["reproduced"]["reasons"],
+        json!(["missing_artifact_ref"])
+    );
+    assert_eq!(notes["fixed"]["verdict"], "passed");
+}

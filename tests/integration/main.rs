@@ -5,6 +5,7 @@
 mod project;
 
 mod check;
+mod clients;
 mod examples;
 mod gateway;
 mod generate;
