@@ -80,6 +80,24 @@ fn unknown_field_names_the_file_the_pointer_and_the_likely_field() {
 }
 
 #[test]
+fn unknown_fields_inside_optional_objects_get_their_own_pointer_and_hint() {
+    let p = TestProject::new();
+    valid_fixture(&p, "broken");
+    edit(&p, "fixtures/broken/expected.json", |v| {
+        v["tools"] = json!({"max_call": 3, "requird": ["search"]});
+    });
+    let out = invalid(&p);
+    assert!(
+        out.contains("expected.json at /tools/max_call: unknown field `max_call`\n    hint: did you mean `max_calls`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("expected.json at /tools/requird: unknown field `requird`\n    hint: did you mean `required`?"),
+        "{out}"
+    );
+}
+
+#[test]
 fn unknown_field_far_from_any_name_points_at_the_schema() {
     let p = TestProject::new();
     valid_fixture(&p, "broken");
