@@ -186,3 +186,77 @@ fn ends_with_newline(path: &Path, len: u64) -> bool {
     let mut last = [0u8; 1];
     f.seek(SeekFrom::Start(len - 1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] == b'\n'
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize, status: Status) -> RunRecord {
+        serde_json::from_value(serde_json::json!({
+            "run_id": format!("r{i}"), "run_type": "replay", "status": status,
+            // A long field makes a torn or interleaved write visible as invalid JSON.
+            "failure_reason": "x".repeat(5000),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn many_threads_append_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(dir.path().join("nested/ledger.jsonl"));
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let ledger = &ledger;
+                s.spawn(move || {
+                    for i in 0..100 {
+                        let status = if i % 2 == 0 {
+                            Status::Running
+                        } else {
+                            Status::Succeeded
+                        };
+                        ledger.append(&record(t * 1000 + i, status)).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 800);
+        for l in lines {
+            let r: RunRecord = serde_json::from_str(l).expect("every line is one whole record");
+            assert_eq!(r.failure_reason.unwrap().len(), 5000);
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_left_alone_and_the_next_record_starts_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.jsonl");
+        std::fs::write(&path, "{\"run_id\": \"torn").unwrap();
+        let ledger = Ledger::new(&path);
+        ledger.append(&record(1, Status::Failed)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "{\"run_id\": \"torn");
+        assert!(serde_json::from_str::<RunRecord>(lines[1]).is_ok());
+        let mut seen = Vec::new();
+        let warnings =
+            read::for_each_line(&path, |n, l| seen.push((n, l.run_id.to_string()))).unwrap();
+        assert_eq!(seen, [(2, "r1".to_string())]);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].line, 1);
+    }
+
+    #[test]
+    fn status_vocabulary() {
+        use Status::*;
+        for s in [Succeeded, Failed, TimedOut, Aborted] {
+            assert!(s.is_terminal() && !s.is_transitional());
+        }
+        for s in [Running, TimingOut, Aborting] {
+            assert!(s.is_transitional() && !s.is_terminal());
+        }
+        assert!(!Ready.is_terminal() && !Ready.is_transitional());
+        assert_eq!(serde_json::to_string(&TimingOut).unwrap(), "\"TIMING_OUT\"");
+    }
+}
