@@ -3,13 +3,14 @@
 //! A config that exists but cannot be read or parsed is a usage error (exit 2); no config
 //! at all is fine until a fixture needs an agent it would have named.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const FILE_NAME: &str = "agent-replay.toml";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -20,10 +21,11 @@ pub struct Config {
     pub redact: RedactConfig,
     /// The directory holding the config; relative paths are resolved from here.
     #[serde(skip)]
+    #[schemars(skip)]
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     pub command: Vec<String>,
@@ -31,14 +33,14 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveConfig {
     #[serde(default)]
     pub tools: BTreeMap<String, AgentConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactConfig {
     #[serde(default)]
@@ -47,7 +49,7 @@ pub struct RedactConfig {
     pub pointers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactPattern {
     pub kind: String,

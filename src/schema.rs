@@ -132,7 +132,22 @@ fn extra_schemas() -> Vec<(String, String)> {
             Value::String("https://agent-replay.dev/schemas/report.schema.json".into()),
         );
     }
+    let mut config = schemars::schema_for!(crate::config::Config).to_value();
+    if let Value::Object(m) = &mut config {
+        m.insert(
+            "$id".into(),
+            Value::String("https://agent-replay.dev/schemas/config.schema.json".into()),
+        );
+        m.insert(
+            "description".into(),
+            Value::String(
+                "agent-replay.toml, the project config (TOML; this schema describes its structure)"
+                    .into(),
+            ),
+        );
+    }
     vec![
+        ("config.schema.json".into(), pretty(&config)),
         ("run-record.schema.json".into(), pretty(&record)),
         ("report.schema.json".into(), pretty(&report)),
     ]
