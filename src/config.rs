@@ -151,6 +151,9 @@ pub fn resolve_command(
     };
     let program_path = if program.contains('/') {
         let p = PathBuf::from(absolutize(program));
+        if p.is_dir() {
+            return Err(format!("`{program}` is a directory, not a program"));
+        }
         if !p.is_file() {
             return Err(format!(
                 "`{program}` does not exist (resolved from {})",

@@ -61,6 +61,31 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
     }
 }
 
+/// Removes the whitespace between tokens of a JSON text, leaving every token — strings
+/// and number spellings — exactly as written. The wire carries one message per line.
+pub fn minify(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Equality by value: numbers compare numerically, objects ignore key order.
 pub fn values_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -267,6 +292,16 @@ mod tests {
         assert_eq!(canonical(&a), canonical(&b));
         assert_ne!(canonical(&json!({"a": 1})), canonical(&json!({"a": 2})));
         assert_ne!(canonical(&json!({"a": "1"})), canonical(&json!({"a": 1})));
+    }
+
+    #[test]
+    fn minify_keeps_tokens_verbatim() {
+        let text =
+            "{\n  \"a b\": \"x \\\" y\",\n  \"n\": 2.50,\n  \"big\": 12345678901234567890123\n}";
+        assert_eq!(
+            minify(text),
+            r#"{"a b":"x \" y","n":2.50,"big":12345678901234567890123}"#
+        );
     }
 
     #[test]

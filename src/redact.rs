@@ -20,6 +20,16 @@ struct Pattern {
 pub struct Redactor {
     custom: Vec<Pattern>,
     pointers: Vec<String>,
+    /// Exact secrets first found at a pointer (kind `pointer`).
+    literals: Vec<String>,
+}
+
+/// Object keys whose string value is a credential whatever its shape (HTTP headers).
+fn is_credential_key(key: &str) -> bool {
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "authorization" | "proxy-authorization" | "x-api-key" | "api-key" | "api_key" | "apikey"
+    )
 }
 
 fn builtin() -> &'static [Pattern] {
@@ -36,9 +46,13 @@ fn builtin() -> &'static [Pattern] {
                 r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
                 0,
             ),
+            // `Bearer` is followed by a credential; after `Basic` / `Token` prose is common
+            // ("Basic understanding"), so there the credential must hold, after its first
+            // character, an uppercase letter, a digit or `+/=`, as base64 and tokens do.
+            p("authorization", r"\b[Bb]earer\s+([A-Za-z0-9._~+/=-]{8,})", 1),
             p(
                 "authorization",
-                r"(?i)\b(?:Bearer|Basic)\s+([A-Za-z0-9._~+/=-]{8,})",
+                r"\b(?:Basic|Token|token)\s+([A-Za-z0-9._~+/=-][A-Za-z0-9._~-]*[A-Z0-9+/=][A-Za-z0-9._~+/=-]*)",
                 1,
             ),
             p("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{10,}", 0),
@@ -93,12 +107,20 @@ impl Redactor {
         Ok(Redactor {
             custom,
             pointers: pointers.to_vec(),
+            literals: Vec::new(),
         })
     }
 
     /// Redacts secrets in a text; `counts` receives one entry per secret replaced.
     pub fn redact_text(&self, text: &str, counts: &mut Vec<String>) -> String {
         let mut out = text.to_string();
+        for secret in &self.literals {
+            if out.contains(secret.as_str()) {
+                let n = out.matches(secret.as_str()).count();
+                out = out.replace(secret.as_str(), &token("pointer", secret));
+                counts.extend(std::iter::repeat_n("pointer".to_string(), n));
+            }
+        }
         for p in builtin().iter().chain(&self.custom) {
             if !p.regex.is_match(&out) {
                 continue;
@@ -137,6 +159,15 @@ impl Redactor {
         v
     }
 
+    /// The string values the configured pointers name in `value` (before redaction).
+    pub fn pointer_secrets(&self, value: &Value) -> Vec<String> {
+        self.pointers
+            .iter()
+            .filter_map(|p| value.pointer(p)?.as_str().map(str::to_string))
+            .filter(|s| !s.starts_with("[REDACTED:"))
+            .collect()
+    }
+
     pub fn redact_value(&self, value: &Value) -> Value {
         self.redact_value_counted(value, &mut Vec::new())
     }
@@ -147,11 +178,36 @@ impl Redactor {
             Value::Array(a) => Value::Array(a.iter().map(|v| self.walk(v, counts)).collect()),
             Value::Object(m) => Value::Object(
                 m.iter()
-                    .map(|(k, v)| (k.clone(), self.walk(v, counts)))
+                    .map(|(k, v)| {
+                        let redacted = match v {
+                            Value::String(s) if is_credential_key(k) => {
+                                let text = self.redact_text(s, counts);
+                                // A bare credential (no `Bearer` to find it by): the whole value.
+                                if text.contains("[REDACTED:") || s.trim().is_empty() {
+                                    Value::String(text)
+                                } else {
+                                    counts.push("authorization".into());
+                                    Value::String(token("authorization", s))
+                                }
+                            }
+                            _ => self.walk(v, counts),
+                        };
+                        (k.clone(), redacted)
+                    })
                     .collect(),
             ),
             other => other.clone(),
         }
+    }
+
+    /// A redactor that also replaces these exact secrets (found by pointer elsewhere),
+    /// so a value redacted at one place is redacted wherever it appears.
+    pub fn with_literals(&self, secrets: &[String]) -> Redactor {
+        let mut r = self.clone();
+        for secret in secrets.iter().filter(|s| s.len() >= 4) {
+            r.literals.push(secret.clone());
+        }
+        r
     }
 }
 
@@ -204,5 +260,44 @@ mod tests {
             json!(format!("for {}", token("customer", "CUST-123456")))
         );
         assert!(token("x", "s").len() == "[REDACTED:x:12345678]".len());
+        // The secret found at the pointer is redacted wherever else it appears.
+        let secrets = r.pointer_secrets(&json!({"task": {"email": "a@b.c"}}));
+        let everywhere = r.with_literals(&secrets);
+        let args = everywhere.redact_value(&json!({"to": "a@b.c", "cc": "x a@b.c"}));
+        assert_eq!(args["to"], json!(token("pointer", "a@b.c")));
+        assert_eq!(
+            args["cc"],
+            json!(format!("x {}", token("pointer", "a@b.c")))
+        );
+    }
+
+    #[test]
+    fn credential_headers_are_redacted_whole() {
+        let r = Redactor::default();
+        let v = r.redact_value(&json!({"headers": {"Authorization": "rawtoken999", "X-Api-Key": "k-123456",
+                                                   "Other": "rawtoken999"}, "h": "Token abcdefgh1234"}));
+        assert_eq!(
+            v["headers"]["Authorization"],
+            json!(token("authorization", "rawtoken999"))
+        );
+        assert_eq!(
+            v["headers"]["X-Api-Key"],
+            json!(token("authorization", "k-123456"))
+        );
+        assert_eq!(v["headers"]["Other"], json!("rawtoken999"));
+        assert_eq!(
+            v["h"],
+            json!(format!("Token {}", token("authorization", "abcdefgh1234")))
+        );
+        let prose = "Basic understanding of the token expiration";
+        assert_eq!(r.redact_text(prose, &mut Vec::new()), prose);
+        let basic = r.redact_text("Authorization: Basic dXNlcjpwYXNz", &mut Vec::new());
+        assert_eq!(
+            basic,
+            format!(
+                "Authorization: Basic {}",
+                token("authorization", "dXNlcjpwYXNz")
+            )
+        );
     }
 }

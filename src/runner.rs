@@ -309,7 +309,8 @@ impl<'a> Run<'a> {
             .filter(|v| *v != Verdict::Passed)
             .and_then(|v| reasons.iter().find(|x| x.verdict(strict) == v));
         r.failure_class = match verdict {
-            None => Some("aborted".into()),
+            // Interrupted: the agent did not fail, the harness stopped it; no class.
+            None => None,
             Some(_) => decisive.map(|x| x.code.as_str().to_string()),
         };
         r.failure_reason = match verdict {

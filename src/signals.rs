@@ -1,4 +1,4 @@
-//! Interrupts: SIGINT and SIGTERM become a flag the runner polls, never a sudden death.
+//! Interrupts: SIGINT, SIGTERM and SIGHUP become a flag the runner polls, never a sudden death.
 //!
 //! The signals are blocked in every thread and received by one thread with `sigwait`, so a
 //! run in progress can stop its agent's tree, close its record as ABORTED, and let the CLI
@@ -15,6 +15,8 @@ pub fn install() {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        // A closed terminal or SSH session is an exit path too: close the runs.
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let set_copy = set;
         std::thread::spawn(move || loop {

@@ -59,6 +59,8 @@ struct ToolEntry {
 pub struct CassetteIndex {
     interactions: Vec<Interaction>,
     effects: Vec<Effect>,
+    /// Each recorded result as one line of its exact text, and whether it says `isError`.
+    results: Vec<(Box<serde_json::value::RawValue>, bool)>,
     used: Vec<bool>,
     tools: HashMap<String, ToolEntry>,
     read_only_hints: HashMap<String, bool>,
@@ -120,7 +122,21 @@ impl CassetteIndex {
                 MatchMode::Subset | MatchMode::Any => entry.loose.push(i),
             }
         }
+        let results = cassette
+            .interactions
+            .iter()
+            .map(|it| {
+                let is_error = serde_json::from_str::<Value>(it.result.get())
+                    .ok()
+                    .and_then(|r| r.get("isError").and_then(Value::as_bool))
+                    .unwrap_or(false);
+                let line = serde_json::value::RawValue::from_string(json::minify(it.result.get()))
+                    .expect("minifying valid JSON keeps it valid");
+                (line, is_error)
+            })
+            .collect();
         CassetteIndex {
+            results,
             used: vec![false; cassette.interactions.len()],
             interactions: cassette.interactions.clone(),
             effects,
@@ -146,6 +162,12 @@ impl CassetteIndex {
             .get(tool)
             .cloned()
             .unwrap_or_else(|| serde_json::json!({ "name": tool }))
+    }
+
+    /// The recorded result of an interaction, as recorded, and whether it is an error.
+    pub fn result_of(&self, index: usize) -> (&serde_json::value::RawValue, bool) {
+        let (raw, is_error) = &self.results[index];
+        (raw, *is_error)
     }
 
     pub fn effect_of(&self, index: usize) -> Effect {
@@ -276,7 +298,7 @@ mod tests {
     use serde_json::json;
 
     fn cassette(v: Value) -> CassetteIndex {
-        let c: Cassette = serde_json::from_value(v).unwrap();
+        let c: Cassette = serde_json::from_str(&v.to_string()).unwrap();
         CassetteIndex::new(&c)
     }
 

@@ -151,9 +151,9 @@ pub enum ByArg {
 pub struct StatsArgs {
     #[command(flatten)]
     pub common: LedgerArgs,
-    /// Also report per agent or per fixture
-    #[arg(long, value_enum)]
-    pub by: Option<ByArg>,
+    /// Group the per-group rates by agent or by fixture (replays)
+    #[arg(long, value_enum, default_value = "agent")]
+    pub by: ByArg,
     /// Only runs started at or after this time (RFC 3339)
     #[arg(long, value_name = "TIMESTAMP")]
     pub since: Option<String>,

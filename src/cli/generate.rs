@@ -39,6 +39,9 @@ pub fn generate(args: GenerateArgs) -> u8 {
         },
     };
     match generate::generate(&args.trace, &opts) {
+        // A trace that cannot be read is a usage error; one that is read and refused
+        // (lossy, malformed) is a failed generation.
+        Err(e @ generate::GenerateError::Unreadable { .. }) => usage_error(e, None),
         Err(generate::GenerateError::Trace(e)) => {
             eprintln!("error: {e}");
             exit::FIXTURES_FAILED

@@ -79,7 +79,7 @@ pub fn stats(args: StatsArgs) -> u8 {
             now_ms,
             since_ms: window(&args.since, "--since")?,
             until_ms: window(&args.until, "--until")?,
-            by: args.by.map(|b| match b {
+            by: Some(match args.by {
                 ByArg::Agent => st::GroupBy::Agent,
                 ByArg::Fixture => st::GroupBy::Fixture,
             }),

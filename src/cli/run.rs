@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> u8 {
             settings.filters.is_empty()
                 || settings.filters.iter().any(|f| d.id.contains(f.as_str()))
         })
+        .filter(|d| !skipped_by_notes(&d.dir))
         .count();
     let jobs = settings.jobs.min(selected.max(1));
     println!(
@@ -176,6 +177,14 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
     })
+}
+
+/// Whether notes.json says `skip` (read leniently: the run itself reports a bad file).
+fn skipped_by_notes(dir: &std::path::Path) -> bool {
+    std::fs::read(dir.join("notes.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("skip").is_some_and(serde_json::Value::is_string))
 }
 
 fn check_writable(path: &PathBuf) -> std::io::Result<()> {

@@ -9,6 +9,22 @@ pub fn refs(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         return;
     };
     let refs = ctx.transcript.artifact_refs();
+    if let Some(v) = ctx.transcript.output().get("artifact_refs") {
+        let well_formed = v
+            .as_array()
+            .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
+        if !well_formed {
+            out.push(Reason::new(
+                ReasonCode::MissingArtifactRef,
+                "artifact_refs",
+                "/artifact_refs",
+                format!(
+                    "output.artifact_refs must be an array of workspace paths, found {}",
+                    super::show(v)
+                ),
+            ));
+        }
+    }
     for r in &refs {
         let problem = match ctx.file(r) {
             None => Some("is outside the workspace"),

@@ -47,7 +47,9 @@ pub fn check(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                     );
                 }
             }
-            if !outcome.leaked.is_empty() {
+            // A clean exit (status 0) that leaves processes behind is degraded; after a
+            // failing exit the leftovers are still killed, the exit already explains the run.
+            if code == 0 && !outcome.leaked.is_empty() {
                 out.push(Reason::new(
                     ReasonCode::LeakedProcess,
                     "process",

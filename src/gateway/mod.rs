@@ -15,6 +15,7 @@ use crate::transcript::{
 };
 use policy::{decide, Decision, Mode};
 use protocol::{Line, RpcError};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::io::{BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -70,16 +71,18 @@ impl Session {
         }
     }
 
-    /// Answers one request.
-    pub fn handle(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
+    /// Answers one request. Results are raw JSON text so a recorded tool result is sent
+    /// exactly as it was recorded.
+    pub fn handle(&mut self, method: &str, params: Value) -> Result<Box<RawValue>, RpcError> {
+        let raw = |v: Value| Ok(serde_json::value::to_raw_value(&v).expect("results serialize"));
         match method {
-            "tools/list" => Ok(json!({
+            "tools/list" => raw(json!({
                 "tools": self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>()
             })),
             "tools/call" => self.call_tool(params),
-            "run/event" => self.event(params),
-            "run/artifact" => self.artifact(params),
-            "run/close" => self.close(params),
+            "run/event" => self.event(params).and_then(raw),
+            "run/artifact" => self.artifact(params).and_then(raw),
+            "run/close" => self.close(params).and_then(raw),
             other => Err(RpcError::new(
                 protocol::METHOD_NOT_FOUND,
                 format!("method not found: `{other}` (the gateway speaks tools/list, tools/call, run/event, run/artifact, run/close)"),
@@ -97,7 +100,7 @@ impl Session {
         });
     }
 
-    fn call_tool(&mut self, params: Value) -> Result<Value, RpcError> {
+    fn call_tool(&mut self, params: Value) -> Result<Box<RawValue>, RpcError> {
         let invalid = |tool: &Value, msg: &str| {
             RpcError::new(protocol::INVALID_PARAMS, format!("invalid params: {msg}"))
                 .with_data(json!({"tool": tool, "reason": "invalid_params"}))
@@ -149,11 +152,8 @@ impl Session {
         };
         match (decide(self.mode, effect, found.is_some()), found) {
             (Decision::Replay, Some(i)) => {
-                let result = self.cassette.interactions()[i].result.clone();
-                let is_error = result
-                    .get("isError")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let (result, is_error) = self.cassette.result_of(i);
+                let result = result.to_owned();
                 self.transcript.calls.push(CallRecord {
                     tool,
                     arguments,
@@ -422,7 +422,7 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                     }
                     drop(s);
                     req.id.map(|id| match result {
-                        Ok(v) => protocol::success(&id, v),
+                        Ok(v) => protocol::success(&id, &v),
                         Err(e) => protocol::failure(&id, &e),
                     })
                 }

@@ -160,8 +160,21 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Box<BadRequest>> {
     Ok(Request { id, method, params })
 }
 
-pub fn success(id: &Value, result: Value) -> Vec<u8> {
-    encode(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+pub fn success(id: &Value, result: &serde_json::value::RawValue) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Success<'a> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: &'a serde_json::value::RawValue,
+    }
+    let mut out = serde_json::to_vec(&Success {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+    .expect("responses serialize");
+    out.push(b'\n');
+    out
 }
 
 pub fn failure(id: &Value, err: &RpcError) -> Vec<u8> {

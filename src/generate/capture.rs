@@ -39,6 +39,9 @@ pub struct Capture {
     pub run: Option<Value>,
     /// The task envelope.
     pub envelope: Value,
+    /// The envelope's exact text in the trace, when the format carries it: input.json keeps
+    /// those bytes (secrets replaced), so the agent reads what production read.
+    pub envelope_text: Option<String>,
     pub workspace: Vec<(String, Vec<u8>)>,
     pub calls: Vec<CapturedCall>,
     pub artifacts: Vec<String>,

@@ -57,6 +57,12 @@ pub struct Generated {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
+    #[error("cannot read the trace {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Trace(#[from] TraceError),
     #[error("{0}")]
@@ -117,6 +123,23 @@ fn safe_rel(path: &str) -> bool {
     !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
+/// input.json's bytes: the envelope's text from the trace with only its secrets replaced
+/// (§10 rule 18), when that text is there and says the same as the redacted envelope;
+/// otherwise the redacted envelope, pretty-printed.
+fn input_bytes(cap: &Capture, redacted: &Value, r: &Redactor) -> Vec<u8> {
+    if let Some(text) = &cap.envelope_text {
+        let replaced = r.redact_text(text, &mut Vec::new());
+        let same = serde_json::from_str::<Value>(&replaced)
+            .is_ok_and(|v| crate::json::values_equal(&v, redacted));
+        if same {
+            return replaced.into_bytes();
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(redacted).expect("envelopes serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
 pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError> {
     let file = trace.display().to_string();
     let text = std::fs::read_to_string(trace)
@@ -124,6 +147,13 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
     let mut cap = read_capture(&file, &text, opts.format, opts.allow_lossy)?;
     let mut warnings = std::mem::take(&mut cap.warnings);
 
+    if let Some((path, _)) = cap.workspace.iter().find(|(p, _)| !safe_rel(p)) {
+        return Err(TraceError::file(
+            &file,
+            format!("workspace path {path:?} is not a relative path inside the workspace"),
+        )
+        .into());
+    }
     if opts.out.exists() {
         let non_empty = std::fs::read_dir(&opts.out)
             .map(|mut d| d.next().is_some())
@@ -152,7 +182,11 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
     }
 
     let mut counts: Vec<String> = Vec::new();
-    let r = &opts.redactor;
+    // A value redacted at a configured pointer is a secret everywhere it appears.
+    let everywhere = opts
+        .redactor
+        .with_literals(&opts.redactor.pointer_secrets(&cap.envelope));
+    let r = &everywhere;
     // Fill what the envelope must have from the run record.
     let mut envelope = cap.envelope.clone();
     let Some(env) = envelope.as_object_mut() else {
@@ -176,22 +210,8 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
             }
         }
     }
-    let compact_matches = cap.run_field("input_sha256").is_some_and(|sha| {
-        crate::sandbox::sha256_hex(
-            serde_json::to_string(&cap.envelope)
-                .unwrap_or_default()
-                .as_bytes(),
-        ) == sha
-    });
     let envelope = r.redact_value_counted(&envelope, &mut counts);
-    // The client's bytes were compact JSON when the hash says so: keep that shape.
-    let input_bytes = if compact_matches {
-        serde_json::to_vec(&envelope)
-    } else {
-        serde_json::to_vec_pretty(&envelope)
-    }
-    .expect("envelopes serialize");
-
+    let input_bytes = input_bytes(&cap, &envelope, r);
     let interactions: Vec<Value> = cap
         .calls
         .iter()
@@ -257,13 +277,6 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
         source,
     })?;
     for (path, bytes) in &cap.workspace {
-        if !safe_rel(path) {
-            return Err(TraceError::file(
-                &file,
-                format!("workspace path {path:?} is not a relative path inside the workspace"),
-            )
-            .into());
-        }
         let content = match std::str::from_utf8(bytes) {
             Ok(text) => r.redact_text(text, &mut counts).into_bytes(),
             Err(_) => bytes.clone(),

@@ -40,6 +40,14 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                 }
                 started = true;
                 cap.run = v.get("run").cloned();
+                #[derive(serde::Deserialize)]
+                struct RawStart<'a> {
+                    #[serde(borrow)]
+                    input: Option<&'a serde_json::value::RawValue>,
+                }
+                cap.envelope_text = serde_json::from_str::<RawStart<'_>>(line)
+                    .ok()
+                    .and_then(|r| r.input.map(|raw| raw.get().to_string()));
                 cap.envelope = v
                     .get("input")
                     .cloned()

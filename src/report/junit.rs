@@ -23,15 +23,12 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
         s.total, s.blocked, s.skipped
     );
     for r in results {
-        let classname = match r.id.rsplit_once('/') {
-            Some((parent, _)) => parent,
-            None => "",
-        };
+        let classname = classname(r);
         let _ = write!(
             out,
             "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
             escape(&r.id),
-            escape(classname),
+            escape(&classname),
             r.duration_ms as f64 / 1000.0
         );
         let element = match r.verdict {
@@ -87,6 +84,22 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The fixture's parent folder: from its id, or for a top-level id the folder it was
+/// found in.
+fn classname(r: &FixtureResult) -> String {
+    match r.id.rsplit_once('/') {
+        Some((parent, _)) => parent.to_string(),
+        None => std::fs::canonicalize(&r.dir)
+            .ok()
+            .and_then(|d| {
+                d.parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default(),
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -305,6 +305,35 @@ fn recorded_calls_are_replayed_verbatim() {
 }
 
 #[test]
+fn recorded_numbers_keep_their_spelling_and_precision() {
+    let p = gw_project();
+    gw_fixture(
+        &p,
+        "numbers",
+        json!([send(call(1, "search", json!({"query": "q"})))]),
+        json!({}),
+        json!({}),
+        None,
+    );
+    // Written by hand: a pretty-printed file whose numbers JSON values would normalize.
+    p.write(
+        "fixtures/numbers/tool_cassettes.json",
+        "{\n  \"format\": \"agent-replay/cassette@1\",\n  \"interactions\": [{\n    \"id\": \"c1\", \"tool\": \"search\",\n    \"arguments\": {\"query\": \"q\"},\n    \"result\": {\n      \"content\": [],\n      \"structuredContent\": {\"price\": 2.50, \"id\": 12345678901234567890123}\n    }\n  }]\n}\n",
+    );
+    let run = p.run(&[]);
+    assert_eq!(run.verdict("numbers"), "passed", "{}", run.out.stdout);
+    let raw: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("replies-numbers.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        raw[0].contains(r#""result":{"content":[],"structuredContent":{"price":2.50,"id":12345678901234567890123}}"#),
+        "{}",
+        raw[0]
+    );
+}
+
+#[test]
 fn unrecorded_call_names_the_closest_recording_and_the_next_step() {
     let p = gw_project();
     gw_fixture(

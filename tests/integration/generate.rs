@@ -398,3 +398,31 @@ fn production_trace_to_proven_fixture_end_to_end() {
     );
     assert_eq!(notes["fixed"]["verdict"], "passed");
 }
+
+#[test]
+fn input_json_keeps_the_envelope_bytes_with_only_secrets_replaced() {
+    let p = TestProject::new();
+    let raw = format!(
+        r#"{{"format": "agent-replay/input@1", "task_id": "T-1", "agent": "rust", "task": {{"k": "{SECRET_KEY}", "n": 1.50}}}}"#
+    );
+    p.write(
+        "trace.jsonl",
+        &format!("{{\"type\": \"start\", \"run\": {{\"run_id\": \"p\"}}, \"input\": {raw}}}\n{{\"type\": \"close\", \"status\": \"succeeded\"}}\n"),
+    );
+    let out = p
+        .cmd()
+        .args(&[
+            "generate",
+            "--trace",
+            "trace.jsonl",
+            "--out",
+            "fixtures/raw",
+        ])
+        .output();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected = raw.replace(
+        SECRET_KEY,
+        &agent_replay::redact::token("openai_key", SECRET_KEY),
+    );
+    assert_eq!(p.read("fixtures/raw/input.json"), expected);
+}

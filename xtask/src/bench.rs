@@ -156,12 +156,15 @@ fn round_trip(n: usize) -> Result<(), String> {
     });
     let echo = time_requests(&echo_path, n)?;
 
-    let cassette: Cassette = serde_json::from_value(json!({
-        "format": "agent-replay/cassette@1",
-        "interactions": [{"id": "c1", "tool": "search", "effect": "read", "repeat": true,
-            "arguments": {"query": "bench", "page": 1},
-            "result": {"content": [{"type": "text", "text": "result"}], "isError": false}}]
-    }))
+    let cassette: Cassette = serde_json::from_str(
+        &json!({
+            "format": "agent-replay/cassette@1",
+            "interactions": [{"id": "c1", "tool": "search", "effect": "read", "repeat": true,
+                "arguments": {"query": "bench", "page": 1},
+                "result": {"content": [{"type": "text", "text": "result"}], "isError": false}}]
+        })
+        .to_string(),
+    )
     .map_err(|e| e.to_string())?;
     let ws = dir.path().join("ws");
     std::fs::create_dir(&ws).map_err(|e| e.to_string())?;
@@ -226,8 +229,8 @@ fn cassette_scaling(n: usize) {
                             "arguments": {"query": format!("q{i}")}, "result": {"content": []}})
             })
             .collect();
-        let cassette: Cassette = serde_json::from_value(
-            json!({"format": "agent-replay/cassette@1", "interactions": interactions}),
+        let cassette: Cassette = serde_json::from_str(
+            &json!({"format": "agent-replay/cassette@1", "interactions": interactions}).to_string(),
         )
         .expect("cassette");
         let mut index = CassetteIndex::new(&cassette);
