@@ -185,6 +185,15 @@ fn agent_environment_is_cleared_and_complete() {
 
 #[test]
 fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
+    interrupted_by(libc::SIGINT, 4245);
+}
+
+#[test]
+fn a_hangup_is_an_interrupt_too() {
+    interrupted_by(libc::SIGHUP, 4247);
+}
+
+fn interrupted_by(signal: i32, marker: u64) {
     let p = TestProject::new();
     p.script_fixture(
         "a_quick",
@@ -195,7 +204,7 @@ fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
     p.fixture(
         "b_hang",
         json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "rust", "timeout_seconds": 30,
-               "task": {"script": [{"escape": 4245}, {"sleep_ms": 60000}]}}),
+               "task": {"script": [{"escape": marker}, {"sleep_ms": 60000}]}}),
         json!({"status": ["succeeded"]}),
         None,
     );
@@ -216,18 +225,23 @@ fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
         .unwrap();
     let ledger = p.path().join(".agent-replay/ledger.jsonl");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sleeper = format!("sleep {marker}");
     while !(std::fs::read_to_string(&ledger)
         .unwrap_or_default()
         .contains("SUCCEEDED")
-        && process_running("sleep 4245"))
+        && process_running(&sleeper))
     {
-        assert!(std::time::Instant::now() < deadline, "runs never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runs never started; ledger:\n{}",
+            std::fs::read_to_string(&ledger).unwrap_or_default(),
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // SAFETY: signalling the child we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    assert_eq!(status.code(), Some(128 + signal), "128 + the signal");
     let report: serde_json::Value = serde_json::from_str(&p.read("report.json")).unwrap();
     let ids: Vec<&str> = report["fixtures"]
         .as_array()
@@ -244,7 +258,7 @@ fn interrupt_stops_agents_closes_runs_aborted_and_writes_reports() {
         .unwrap();
     assert_eq!(last_hang["status"], "ABORTED");
     assert!(
-        !process_running("sleep 4245"),
+        !process_running(&sleeper),
         "the interrupted agent's tree survived"
     );
 }
