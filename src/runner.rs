@@ -414,7 +414,8 @@ impl<'a> Run<'a> {
             cwd: sandbox.workspace.clone(),
             env,
             stdin: fixture.input_bytes.clone(),
-            timeout: Duration::from_secs_f64(fixture.input.timeout_seconds),
+            timeout: Duration::try_from_secs_f64(fixture.input.timeout_seconds)
+                .unwrap_or(Duration::MAX),
             grace: settings.grace,
             run_id: run_id.clone(),
         };
@@ -441,8 +442,19 @@ impl<'a> Run<'a> {
             return None;
         }
 
-        let after = Snapshot::take(&sandbox.workspace).unwrap_or_default();
-        let changes = before.diff(&after);
+        // An unreadable workspace is not "every file deleted": say what happened instead.
+        let changes = match Snapshot::take(&sandbox.workspace) {
+            Ok(after) => before.diff(&after),
+            Err(e) => {
+                reasons.push(Reason::new(
+                    ReasonCode::ForbiddenMutation,
+                    "mutations",
+                    "",
+                    format!("the workspace cannot be read after the run ({e}): the agent removed it or took away its permissions"),
+                ));
+                Vec::new()
+            }
+        };
         let ctx = contract::Context {
             fixture,
             transcript: &transcript,

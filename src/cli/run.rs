@@ -215,7 +215,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         (s, 1.0)
     };
     let v: f64 = num.trim().parse().ok()?;
-    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v * scale))
+    Duration::try_from_secs_f64(v * scale).ok()
 }
 
 fn git_head(dir: &std::path::Path) -> Option<String> {

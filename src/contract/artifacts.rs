@@ -4,6 +4,8 @@ use super::Context;
 use crate::fixture::format::ArtifactCheck;
 use crate::verdict::{Reason, ReasonCode};
 
+const DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn refs(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     let Some(rule) = &ctx.fixture.contract.artifact_refs else {
         return;
@@ -175,10 +177,16 @@ fn one(ctx: &Context<'_>, i: usize, check: &ArtifactCheck, out: &mut Vec<Reason>
             )),
             Ok(golden) => {
                 let golden = String::from_utf8_lossy(&golden);
-                let diff = similar::TextDiff::from_words(golden.as_ref(), text.as_ref());
+                // Bounded: an agent's huge output must not stall the harness after the run.
+                // Past the deadline the diff is coarser, so the ratio can only be lower.
+                let diff = similar::TextDiff::configure()
+                    .timeout(DIFF_TIMEOUT)
+                    .diff_words(golden.as_ref(), text.as_ref());
                 let ratio = diff.ratio() as f64;
                 if ratio < sim.min_ratio {
-                    let unified = similar::TextDiff::from_lines(golden.as_ref(), text.as_ref())
+                    let unified = similar::TextDiff::configure()
+                        .timeout(DIFF_TIMEOUT)
+                        .diff_lines(golden.as_ref(), text.as_ref())
                         .unified_diff()
                         .context_radius(2)
                         .header(&sim.golden, path)

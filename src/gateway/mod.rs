@@ -320,6 +320,7 @@ type Connections = Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>;
 /// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
 pub struct Gateway {
     socket: PathBuf,
+    listener_fd: std::os::unix::io::RawFd,
     session: Arc<Mutex<Session>>,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
@@ -329,6 +330,7 @@ pub struct Gateway {
 impl Gateway {
     pub fn start(socket: &Path, session: Session) -> std::io::Result<Gateway> {
         let listener = UnixListener::bind(socket)?;
+        let listener_fd = std::os::unix::io::AsRawFd::as_raw_fd(&listener);
         let session = Arc::new(Mutex::new(session));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections: Connections = Arc::default();
@@ -341,21 +343,24 @@ impl Gateway {
                     if stopping.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(stream) = stream else { continue };
-                    let Ok(handle_stream) = stream.try_clone() else {
+                    let Ok(stream) = stream.and_then(|s| Ok((s.try_clone()?, s))) else {
+                        // Out of fds or a transient error: do not spin.
+                        std::thread::sleep(std::time::Duration::from_millis(10));
                         continue;
                     };
+                    let (handle_stream, stream) = stream;
                     let session = session.clone();
                     let handle = std::thread::spawn(move || serve(stream, &session));
-                    connections
-                        .lock()
-                        .expect("connections lock")
-                        .push((handle_stream, handle));
+                    let mut conns = connections.lock().expect("connections lock");
+                    // Connections the agent closed release their fds now, not at run end.
+                    conns.retain(|(_, h)| !h.is_finished());
+                    conns.push((handle_stream, handle));
                 }
             })
         };
         Ok(Gateway {
             socket: socket.to_path_buf(),
+            listener_fd,
             session,
             stopping,
             acceptor: Some(acceptor),
@@ -366,7 +371,13 @@ impl Gateway {
     /// Stops accepting, closes every connection, and returns the transcript.
     pub fn stop(mut self) -> Transcript {
         self.stopping.store(true, Ordering::SeqCst);
-        // Wake the acceptor blocked in accept().
+        // Wake the acceptor blocked in accept(): shutting the listening socket down does
+        // that on Linux even when the agent removed the socket's path; connecting is the
+        // fallback for systems where it does not.
+        // SAFETY: the fd belongs to the listener, alive in the acceptor until it returns.
+        unsafe {
+            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+        }
         let _ = UnixStream::connect(&self.socket);
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();

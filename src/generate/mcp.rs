@@ -19,9 +19,10 @@ pub fn is_mcp(text: &str) -> bool {
 
 pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, TraceError> {
     let mut cap = Capture::default();
-    let mut pending: HashMap<String, (usize, String, Value)> = HashMap::new();
-    let mut order: Vec<(usize, String)> = Vec::new();
-    let mut answers: HashMap<String, Value> = HashMap::new();
+    // Calls in request order; `pending` maps an id to its call until the response comes,
+    // so an id reused after its response (legal JSON-RPC) starts a new call.
+    let mut calls: Vec<(usize, String, String, Value, Option<Value>)> = Vec::new();
+    let mut pending: HashMap<String, usize> = HashMap::new();
     let mut client = None;
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -48,8 +49,8 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                     .pointer("/params/arguments")
                     .cloned()
                     .unwrap_or_else(|| json!({}));
-                pending.insert(id.clone(), (n, tool.to_string(), args));
-                order.push((n, id));
+                pending.insert(id.clone(), calls.len());
+                calls.push((n, id, tool.to_string(), args, None));
             }
             (None, Some(id)) if pending.contains_key(&id) => {
                 let result = match (m.get("result"), m.get("error")) {
@@ -65,14 +66,15 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                         ))
                     }
                 };
-                answers.insert(id, result);
+                if let Some(slot) = pending.remove(&id) {
+                    calls[slot].4 = Some(result);
+                }
             }
             _ => {}
         }
     }
-    for (n, id) in order {
-        let (_, tool, arguments) = pending.remove(&id).expect("every ordered id is pending");
-        match answers.remove(&id) {
+    for (n, id, tool, arguments, answer) in calls {
+        match answer {
             Some(result) => cap.calls.push(CapturedCall { tool, arguments, result, effect: None }),
             None if allow_lossy => cap.warnings.push(format!("{file}:{n}: `{tool}` has no response: left out")),
             None => {

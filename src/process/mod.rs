@@ -9,6 +9,8 @@
 pub mod tree;
 
 use std::io::{Read, Write};
+// std resets the signal mask and SIGPIPE in the child, so the harness's blocked
+// SIGINT/SIGTERM/SIGHUP never reach the agent blocked.
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -27,6 +29,28 @@ pub fn interrupted() -> Option<i32> {
     }
 }
 
+/// Child processes (agents, validators) the harness is running right now.
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Active;
+
+impl Active {
+    fn enter() -> Active {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        Active
+    }
+
+    fn sole() -> bool {
+        ACTIVE.load(Ordering::SeqCst) == 1
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// How much of each output stream is kept (its tail).
 pub const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
 
@@ -39,7 +63,8 @@ pub struct Spec {
     pub stdin: Vec<u8>,
     pub timeout: Duration,
     pub grace: Duration,
-    /// The run id, also in the environment: lets the tree find escaped orphans.
+    /// The run id; when `env` carries it as `AGENT_REPLAY_RUN_ID` the tree can find
+    /// escaped orphans by it.
     pub run_id: String,
 }
 
@@ -103,16 +128,8 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
     let started = Instant::now();
+    let _active = Active::enter();
     let mut child = cmd.spawn().map_err(|source| SpawnError {
         program: spec.program.display().to_string(),
         source,
@@ -141,7 +158,10 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         };
         let _ = exit_tx.send(exit);
     });
-    let deadline = started + spec.timeout;
+    // A deadline past what an Instant can hold is no deadline at all.
+    let deadline = started
+        .checked_add(spec.timeout)
+        .unwrap_or(started + Duration::from_secs(86_400 * 365));
     let exit = loop {
         let now = Instant::now();
         let wait = deadline
@@ -153,11 +173,13 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         if Instant::now() >= deadline {
+            tree.sole = Active::sole();
             tree.kill(spec.grace);
             let _ = exit_rx.recv();
             break Exit::TimedOut;
         }
         if let Some(sig) = interrupted() {
+            tree.sole = Active::sole();
             tree.kill(spec.grace);
             let _ = exit_rx.recv();
             break Exit::Aborted(sig);
@@ -168,6 +190,7 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
 
     let leaked = match exit {
         Exit::Code(_) | Exit::Signal(_) => {
+            tree.sole = Active::sole();
             let left: Vec<ProcId> = tree.leftovers();
             let described: Vec<String> = left.iter().map(|p| ProcessTree::describe(*p)).collect();
             if !left.is_empty() {

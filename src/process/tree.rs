@@ -5,7 +5,8 @@
 //! a child subreaper (orphans are re-parented to it, not to init) and tracks the tree by
 //! scanning `/proc`: a process belongs to the run when its parent belongs to it, when it is
 //! in the agent's process group, or when it is an orphan of ours whose environment still
-//! carries this run's `AGENT_REPLAY_RUN_ID`. Entries are (pid, start time) pairs so a
+//! carries this run's `AGENT_REPLAY_RUN_ID` (or any orphan at all, when this agent is the
+//! harness's only child). Entries are (pid, start time) pairs so a
 //! recycled pid is never mistaken for a member.
 
 use std::collections::{HashMap, HashSet};
@@ -66,6 +67,10 @@ pub struct ProcessTree {
     marker: Vec<u8>,
     members: HashSet<ProcId>,
     me: i32,
+    /// Set when this run's agent is the only child process the harness is running: every
+    /// orphan re-parented to the harness is then this run's, even one that left the
+    /// process group, the session and the environment before a scan saw it.
+    pub sole: bool,
 }
 
 impl ProcessTree {
@@ -80,6 +85,7 @@ impl ProcessTree {
             marker: format!("AGENT_REPLAY_RUN_ID={run_id}").into_bytes(),
             members: HashSet::from([root]),
             me: std::process::id() as i32,
+            sole: false,
         }
     }
 
@@ -105,7 +111,7 @@ impl ProcessTree {
                 }
                 let belongs = live.contains(&st.ppid)
                     || st.pgid == self.root.pid
-                    || (st.ppid == self.me && environ_has(pid, &self.marker));
+                    || (st.ppid == self.me && (self.sole || environ_has(pid, &self.marker)));
                 if belongs {
                     live.insert(pid);
                 }

@@ -48,15 +48,29 @@ impl Sandbox {
             input_copy,
         })
     }
+}
 
-    /// The real path of a workspace-relative `rel`, or `None` when it would leave the
-    /// workspace (absolute, `..`, or through a symlink pointing out).
-    pub fn resolve(&self, rel: &str) -> Option<PathBuf> {
-        resolve_inside(&self.workspace, rel)
+impl Drop for Sandbox {
+    /// An agent may leave directories it cannot be cleaned out of (`chmod 000`): give
+    /// them back their permissions so the run directory is removed, not leaked.
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.workspace, std::fs::Permissions::from_mode(0o700));
+        for entry in walkdir::WalkDir::new(&self.workspace)
+            .follow_links(false)
+            .into_iter()
+            .flatten()
+        {
+            if entry.file_type().is_dir() {
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+            }
+        }
     }
 }
 
-/// See [`Sandbox::resolve`].
+/// The real path of a `root`-relative `rel`, or `None` when it would leave `root`
+/// (absolute, `..`, or through a symlink pointing out).
 pub fn resolve_inside(root: &Path, rel: &str) -> Option<PathBuf> {
     let p = Path::new(rel);
     if rel.is_empty()

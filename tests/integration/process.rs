@@ -262,3 +262,30 @@ fn interrupted_by(signal: i32, marker: u64) {
         "the interrupted agent's tree survived"
     );
 }
+
+#[test]
+fn an_agent_that_removes_the_gateway_socket_cannot_hang_the_harness() {
+    let p = TestProject::new();
+    p.script_fixture("rm_socket", json!([]), json!({"exit_code": 0}), json!([]));
+    let started = std::time::Instant::now();
+    let run = p.run(&["--agent", "rust=sh -c 'rm -f \"$AGENT_REPLAY_SOCKET\"'"]);
+    assert_eq!(run.verdict("rm_socket"), "passed", "{}", run.out.stdout);
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_orphan_that_clears_its_environment_is_still_caught_with_one_job() {
+    let p = TestProject::new();
+    p.script_fixture("env_i", json!([]), json!({"exit_code": 0}), json!([]));
+    // setsid + env -i: no process group, no session, no marker in the environment.
+    let run = p.run(&[
+        "--agent",
+        "rust=sh -c '(setsid env -i sleep 4248 &); exit 0'",
+    ]);
+    assert_eq!(run.codes("env_i"), ["leaked_process"], "{}", run.out.stdout);
+    assert!(!process_running("sleep 4248"));
+}
