@@ -52,8 +52,9 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
     } else if let Some(u) = n.as_u64() {
         let _ = write!(out, "{u}");
     } else if let Some(f) = n.as_f64() {
-        // 10.0 and 1.0e1 are the integer 10; anything else keeps its shortest float form.
-        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        // 10.0 and 1.0e1 are the integer 10, as 1e16 is 10000000000000000: an integral
+        // float within i64 is written as that integer; anything else as a float.
+        if f.fract() == 0.0 && f.abs() < 9.2e18 {
             let _ = write!(out, "{}", f as i64);
         } else {
             let _ = write!(out, "{f:e}");
@@ -168,11 +169,10 @@ pub fn remove_pointer(value: &mut Value, pointer: &str) {
         Value::Object(m) => {
             m.shift_remove(last);
         }
+        // Nulled, not removed: removing would shift the elements later pointers name.
         Value::Array(a) => {
-            if let Ok(i) = last.parse::<usize>() {
-                if i < a.len() {
-                    a.remove(i);
-                }
+            if let Some(slot) = last.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                *slot = Value::Null;
             }
         }
         _ => {}
@@ -292,6 +292,11 @@ mod tests {
         assert_eq!(canonical(&a), canonical(&b));
         assert_ne!(canonical(&json!({"a": 1})), canonical(&json!({"a": 2})));
         assert_ne!(canonical(&json!({"a": "1"})), canonical(&json!({"a": 1})));
+        let big: Value = serde_json::from_str(r#"{"n": 1e16}"#).unwrap();
+        assert_eq!(
+            canonical(&big),
+            canonical(&json!({"n": 10000000000000000u64}))
+        );
     }
 
     #[test]
@@ -318,7 +323,12 @@ mod tests {
     fn pointers_are_removed_when_present_and_ignored_when_absent() {
         let v = json!({"a": {"b/c": 1, "d": 2}, "l": [0, 1]});
         let out = without_pointers(&v, &["/a/b~1c".into(), "/missing/x".into(), "/l/0".into()]);
-        assert_eq!(out, json!({"a": {"d": 2}, "l": [1]}));
+        assert_eq!(out, json!({"a": {"d": 2}, "l": [null, 1]}));
+        let two = without_pointers(
+            &json!({"t": ["a", "b", "c"]}),
+            &["/t/0".into(), "/t/1".into()],
+        );
+        assert_eq!(two, json!({"t": [null, null, "c"]}));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct FixtureResult {
     pub stderr_tail: String,
     /// Bytes of output beyond the kept tails.
     pub output_dropped: u64,
+    /// A run record that could not be written (the CLI warns: records must not vanish
+    /// silently).
+    pub ledger_error: Option<String>,
 }
 
 /// Runs every discovered fixture and hands each result to `on_result` in id order.
@@ -115,6 +118,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         stdout_tail: String::new(),
         stderr_tail: String::new(),
         output_dropped: 0,
+        ledger_error: None,
     }
 }
 
@@ -225,6 +229,7 @@ struct Run<'a> {
     discovered: &'a Discovered,
     record: RunRecord,
     closed: bool,
+    ledger_error: Option<String>,
 }
 
 /// A run that starts always closes: should the harness unwind through a run (a bug), the
@@ -279,13 +284,14 @@ impl<'a> Run<'a> {
             extra: Default::default(),
         };
         // A ledger that cannot be written must not stop the run from being judged; the
-        // failure is reported on stderr by the CLI's ledger check before any run starts.
-        let _ = settings.ledger.append(&record);
+        // error travels with the result and the CLI reports it.
+        let ledger_error = settings.ledger.append(&record).err().map(|e| e.to_string());
         Run {
             settings,
             discovered: d,
             record,
             closed: false,
+            ledger_error,
         }
     }
 
@@ -320,7 +326,9 @@ impl<'a> Run<'a> {
         r.reasons = Some(reasons.to_vec());
         r.duration_ms = Some(duration_ms);
         r.tool_calls = Some(tool_calls);
-        let _ = self.settings.ledger.append(&self.record);
+        if let Err(e) = self.settings.ledger.append(&self.record) {
+            self.ledger_error.get_or_insert(e.to_string());
+        }
         self.closed = true;
     }
 
@@ -338,6 +346,7 @@ impl<'a> Run<'a> {
             stdout_tail: String::new(),
             stderr_tail: String::new(),
             output_dropped: 0,
+            ledger_error: self.ledger_error.take(),
         }
     }
 
@@ -478,6 +487,12 @@ impl<'a> Run<'a> {
             &reasons,
         );
         reasons.extend(validator_reasons);
+        if process::interrupted().is_some() {
+            // Interrupted while validating: the run was not judged to the end.
+            self.record.artifact_refs = Some(transcript.artifact_refs());
+            self.close(Status::Aborted, None, &[], duration_ms, tool_calls);
+            return None;
+        }
         let verdict = Verdict::of(&reasons, settings.mode == Mode::Strict);
         let status = if verdict.is_ok() {
             Status::Succeeded
@@ -499,6 +514,7 @@ impl<'a> Run<'a> {
             stdout_tail: tail_text(&outcome, false),
             stderr_tail: tail_text(&outcome, true),
             output_dropped: outcome.stdout.dropped() + outcome.stderr.dropped(),
+            ledger_error: self.ledger_error.take(),
         })
     }
 }

@@ -147,10 +147,6 @@ impl CassetteIndex {
         }
     }
 
-    pub fn interactions(&self) -> &[Interaction] {
-        &self.interactions
-    }
-
     /// Tools the cassette knows: the implicit allowlist.
     pub fn tool_names(&self) -> &[String] {
         &self.tool_names
@@ -238,11 +234,6 @@ impl CassetteIndex {
         Some(chosen)
     }
 
-    /// Marks an interaction used without a call (live mode refreshes).
-    pub fn is_used(&self, index: usize) -> bool {
-        self.used[index]
-    }
-
     /// The recording of `tool` nearest to `arguments` (§10 rule 9).
     pub fn closest(&self, tool: &str, arguments: &Value) -> Option<Closest> {
         let entry = self.tools.get(tool)?;
@@ -280,15 +271,6 @@ impl CassetteIndex {
             used,
             repeat: it.repeat,
         })
-    }
-
-    /// Indices of interactions never answered, in file order.
-    pub fn unused(&self) -> impl Iterator<Item = usize> + '_ {
-        self.used
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| !**u)
-            .map(|(i, _)| i)
     }
 }
 

@@ -55,6 +55,12 @@ pub fn run(args: RunArgs) -> u8 {
         }
     });
     crate::process::tree::sweep_orphans();
+    for r in results
+        .iter()
+        .filter_map(|r| r.ledger_error.as_ref().map(|e| (&r.id, e)))
+    {
+        eprintln!("warning: {}: its run record was not written: {}", r.0, r.1);
+    }
     let seconds = started.elapsed().as_secs_f64();
     print!("{}", report::human::details(&results));
     print!("{}", report::human::summary(&results, seconds));

@@ -130,7 +130,7 @@ fn one(ctx: &Context<'_>, i: usize, check: &ArtifactCheck, out: &mut Vec<Reason>
         );
     }
     if let Some(re) = &check.regex {
-        // Compiled when the fixture was loaded.
+        // Checked to compile when the fixture was loaded.
         if let Ok(re) = regex::Regex::new(re) {
             if !re.is_match(&text) {
                 out.push(

@@ -67,6 +67,7 @@ pub fn read_state_before(
         .iter()
         .map(|t| t.file.as_str())
         .collect();
+    files.sort_unstable();
     files.dedup();
     files
         .into_iter()

@@ -61,7 +61,7 @@ pub fn schema(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         ));
         return;
     };
-    // The schema compiled when the fixture was loaded.
+    // Checked to compile when the fixture was loaded; compiled again here, once per run.
     let Ok(validator) = jsonschema::validator_for(schema) else {
         return;
     };

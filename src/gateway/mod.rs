@@ -64,10 +64,10 @@ impl Session {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn allowed_tools(&self) -> Vec<String> {
+    fn allowed_tools(&self) -> &[String] {
         match &self.allowlist {
-            Some(list) => list.clone(),
-            None => self.cassette.tool_names().to_vec(),
+            Some(list) => list,
+            None => self.cassette.tool_names(),
         }
     }
 

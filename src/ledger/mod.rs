@@ -125,66 +125,94 @@ impl Ledger {
         &self.path
     }
 
-    /// Appends one record as one line, under an exclusive lock.
+    /// Appends one record as one line, under an exclusive lock (fsync when terminal).
     pub fn append(&self, record: &RunRecord) -> Result<(), LedgerError> {
-        let mut line = serde_json::to_vec(record).expect("run records serialize");
-        line.push(b'\n');
-        self.append_line(&line, record.status.is_terminal())
+        self.locked(|l| {
+            l.append(record)?;
+            if record.status.is_terminal() {
+                l.sync()?;
+            }
+            Ok(())
+        })
     }
 
     /// Appends many records under one lock: still one write per line, one fsync.
     pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
-        let mut lines = Vec::new();
-        for r in records {
-            serde_json::to_writer(&mut lines, r).expect("run records serialize");
-            lines.push(b'\n');
-        }
-        if lines.is_empty() {
-            return Ok(());
-        }
-        self.append_line(&lines, true)
+        self.locked(|l| {
+            records.iter().try_for_each(|r| l.append(r))?;
+            l.sync()
+        })
     }
 
-    fn append_line(&self, line: &[u8], sync: bool) -> Result<(), LedgerError> {
+    fn err(&self, source: std::io::Error) -> LedgerError {
+        LedgerError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` holding the ledger's exclusive lock: a read-check-append (the watchdog,
+    /// reconcile) sees no other writer's line appear between its read and its append.
+    pub fn locked<T>(
+        &self,
+        f: impl FnOnce(&mut Locked) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&self.path)
+            .map_err(|e| self.err(e))?;
+        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(self.err(std::io::Error::last_os_error()));
+        }
+        f(&mut Locked {
+            file,
+            path: self.path.clone(),
+        })
+    }
+}
+
+/// The ledger while its lock is held.
+pub struct Locked {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Locked {
+    /// Appends one record as one write. A crash can leave a torn last line: ours then
+    /// starts on a fresh line so it survives.
+    pub fn append(&mut self, record: &RunRecord) -> Result<(), LedgerError> {
+        use std::os::unix::fs::FileExt;
         let err = |source| LedgerError {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        let len = self.file.metadata().map_err(err)?.len();
+        let mut line = Vec::with_capacity(512);
+        let mut last = [0u8; 1];
+        if len > 0 && self.file.read_at(&mut last, len - 1).map_err(err)? == 1 && last[0] != b'\n' {
+            line.push(b'\n');
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(err)?;
-        let fd = file.as_raw_fd();
-        // SAFETY: flock on a file descriptor we own; released when `file` is closed.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            return Err(err(std::io::Error::last_os_error()));
-        }
-        // A crash can leave a torn last line; start ours on a fresh line so it survives.
-        let len = file.metadata().map_err(err)?.len();
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        if len > 0 && !ends_with_newline(&self.path, len) {
-            buf.push(b'\n');
-        }
-        buf.extend_from_slice(line);
-        file.write_all(&buf).map_err(err)?;
-        if sync {
-            file.sync_data().map_err(err)?;
-        }
-        Ok(())
+        serde_json::to_writer(&mut line, record).expect("run records serialize");
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(err)
     }
-}
 
-fn ends_with_newline(path: &Path, len: u64) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return true;
-    };
-    let mut last = [0u8; 1];
-    f.seek(SeekFrom::Start(len - 1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] == b'\n'
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn sync(&mut self) -> Result<(), LedgerError> {
+        self.file.sync_data().map_err(|source| LedgerError {
+            path: self.path.clone(),
+            source,
+        })
+    }
 }
 
 #[cfg(test)]

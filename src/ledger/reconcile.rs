@@ -203,38 +203,47 @@ pub fn reconcile(
     }
 }
 
-/// Appends a SUCCEEDED copy of each false failure's record.
+/// Appends a SUCCEEDED copy of each false failure's record, under the ledger's lock, and
+/// only for runs whose last record is still the failure that was judged.
 pub fn apply(
     ledger: &super::Ledger,
     found: &[FalseFailure],
     now: &str,
 ) -> Result<usize, super::LedgerError> {
     let ids = found.iter().map(|f| f.run_id.clone()).collect();
-    let last =
-        super::read::last_records(ledger.path(), &ids).map_err(|source| super::LedgerError {
-            path: ledger.path().to_path_buf(),
-            source,
+    ledger.locked(|locked| {
+        let last = super::read::last_records(locked.path(), &ids).map_err(|source| {
+            super::LedgerError {
+                path: locked.path().to_path_buf(),
+                source,
+            }
         })?;
-    let mut n = 0;
-    for f in found {
-        let Some(mut rec) = last.get(&f.run_id).cloned() else {
-            continue;
-        };
-        rec.extra.insert(
-            "original_status".into(),
-            serde_json::to_value(rec.status).expect("status serializes"),
-        );
-        rec.extra
-            .insert("reconciled".into(), serde_json::Value::Bool(true));
-        rec.extra.insert(
-            "reconciled_at".into(),
-            serde_json::Value::String(now.to_string()),
-        );
-        rec.status = Status::Succeeded;
-        ledger.append(&rec)?;
-        n += 1;
-    }
-    Ok(n)
+        let mut n = 0;
+        for f in found {
+            let Some(mut rec) = last
+                .get(&f.run_id)
+                .cloned()
+                .filter(|r| r.status == f.status)
+            else {
+                continue;
+            };
+            rec.extra.insert(
+                "original_status".into(),
+                serde_json::to_value(rec.status).expect("status serializes"),
+            );
+            rec.extra
+                .insert("reconciled".into(), serde_json::Value::Bool(true));
+            rec.extra.insert(
+                "reconciled_at".into(),
+                serde_json::Value::String(now.to_string()),
+            );
+            rec.status = Status::Succeeded;
+            locked.append(&rec)?;
+            n += 1;
+        }
+        locked.sync()?;
+        Ok(n)
+    })
 }
 
 pub fn render(r: &Reconciliation) -> String {

@@ -24,7 +24,9 @@ pub fn abandoned(folded: &Folded, now_ms: i64, grace_ms: i64) -> Vec<String> {
     ids
 }
 
-/// Appends the closing records; returns them.
+/// Appends the closing records; returns them. The ledger stays locked from the re-read
+/// to the last append, and a run whose real terminal record arrived meanwhile is left
+/// alone: the watchdog never buries a real close.
 pub fn close(
     ledger: &Ledger,
     ids: &[String],
@@ -33,33 +35,33 @@ pub fn close(
     grace_ms: i64,
 ) -> Result<Vec<RunRecord>, LedgerError> {
     let wanted: HashSet<String> = ids.iter().cloned().collect();
-    let last = super::read::last_records(ledger.path(), &wanted).map_err(|source| LedgerError {
-        path: ledger.path().to_path_buf(),
-        source,
-    })?;
-    let mut closed = Vec::new();
-    for id in ids {
-        let Some(mut rec) = last.get(id).cloned() else {
-            continue;
-        };
-        let started = super::read::millis(rec.started_at.as_deref());
-        rec.extra.insert(
-            "original_status".into(),
-            serde_json::to_value(rec.status).expect("status serializes"),
-        );
-        rec.status = Status::Failed;
-        rec.failure_class = Some("run_abandoned".into());
-        rec.failure_reason = Some(format!(
-            "no terminal record within timeout_seconds ({}s) plus grace ({}s): closed by the watchdog",
-            rec.timeout_seconds.unwrap_or(60.0),
-            grace_ms / 1000
-        ));
-        rec.closed_at = Some(now.to_string());
-        if started != i64::MIN {
-            rec.duration_ms = Some((now_ms - started).max(0) as u64);
+    ledger.locked(|locked| {
+        let last = super::read::last_records(locked.path(), &wanted).map_err(|source| LedgerError {
+            path: locked.path().to_path_buf(),
+            source,
+        })?;
+        let mut closed = Vec::new();
+        for id in ids {
+            let Some(mut rec) = last.get(id).cloned().filter(|r| r.status.is_transitional()) else {
+                continue;
+            };
+            let started = super::read::millis(rec.started_at.as_deref());
+            rec.extra.insert("original_status".into(), serde_json::to_value(rec.status).expect("status serializes"));
+            rec.status = Status::Failed;
+            rec.failure_class = Some("run_abandoned".into());
+            rec.failure_reason = Some(format!(
+                "no terminal record within timeout_seconds ({}s) plus grace ({}s): closed by the watchdog",
+                rec.timeout_seconds.unwrap_or(60.0),
+                grace_ms / 1000
+            ));
+            rec.closed_at = Some(now.to_string());
+            if started != i64::MIN {
+                rec.duration_ms = Some((now_ms - started).max(0) as u64);
+            }
+            locked.append(&rec)?;
+            closed.push(rec);
         }
-        ledger.append(&rec)?;
-        closed.push(rec);
-    }
-    Ok(closed)
+        locked.sync()?;
+        Ok(closed)
+    })
 }
