@@ -8,7 +8,8 @@
 //! `{"list": true}`, `{"sleep_ms": 100}`, `{"exit": 3}`, `{"signal": 6}` (raised on itself;
 //! use SIGABRT or SIGKILL: the Rust runtime handles a raised SIGSEGV and carries on),
 //! `{"escape": 30}` (fork a grandchild that calls setsid and sleeps that many seconds),
-//! `{"flood": 1000000}` (write that many bytes to stdout), `{"env_to": "/abs/file"}`.
+//! `{"flood": 1000000}` (write that many bytes to stdout), `{"env_to": "/abs/file"}`,
+//! `{"status_to": "/abs/file"}` (a copy of /proc/self/status: signal mask and dispositions).
 //! Every gateway reply is printed to stderr, one JSON line each, for tests to read.
 
 use serde_json::{json, Value};
@@ -126,6 +127,8 @@ fn run_local(step: &Value) {
             }
             left -= n as u64;
         }
+    } else if let Some(path) = step.get("status_to").and_then(Value::as_str) {
+        std::fs::copy("/proc/self/status", path).expect("copy /proc/self/status");
     } else if let Some(path) = step.get("env_to").and_then(Value::as_str) {
         let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
         vars.sort();

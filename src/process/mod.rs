@@ -9,8 +9,6 @@
 pub mod tree;
 
 use std::io::{Read, Write};
-// std resets the signal mask and SIGPIPE in the child, so the harness's blocked
-// SIGINT/SIGTERM/SIGHUP never reach the agent blocked.
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -128,6 +126,27 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // The harness blocks SIGINT/SIGTERM/SIGHUP for its signal thread, and a child inherits
+    // the mask (std does not reset it when it spawns): unblock them, and give the signals
+    // that stop an agent their default action, or SIGTERM would never end its tree.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            for sig in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     let started = Instant::now();
     let _active = Active::enter();
     let mut child = cmd.spawn().map_err(|source| SpawnError {

@@ -129,9 +129,11 @@ fn exit_code_and_duration_checks() {
 fn agent_environment_is_cleared_and_complete() {
     let p = TestProject::new();
     let env_file = p.path().join("env.txt");
+    let status_file = p.path().join("status.txt");
     p.script_fixture(
         "env",
-        json!([{"env_to": env_file.display().to_string()}, {"close": "succeeded"}]),
+        json!([{"env_to": env_file.display().to_string()},
+               {"status_to": status_file.display().to_string()}, {"close": "succeeded"}]),
         json!({"status": ["succeeded"]}),
         json!([]),
     );
@@ -181,6 +183,10 @@ fn agent_environment_is_cleared_and_complete() {
     }
     // Everything of the run is removed afterwards.
     assert!(!workspace.exists());
+    // The harness blocks its interrupt signals; the agent must not inherit that, or a
+    // SIGTERM at timeout would never reach it.
+    let status = std::fs::read_to_string(&status_file).unwrap();
+    assert!(status.contains("SigBlk:\t0000000000000000"), "{status}");
 }
 
 #[test]
