@@ -377,7 +377,7 @@ impl<'a> Run<'a> {
         };
         let session = Session::new(
             settings.mode,
-            CassetteIndex::new(&fixture.cassette_or_empty()),
+            CassetteIndex::new(fixture.cassette_or_empty()),
             fixture.input.tool_allowlist.clone(),
             sandbox.workspace.clone(),
             fixture.dir.clone(),

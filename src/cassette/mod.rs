@@ -70,7 +70,7 @@ pub struct CassetteIndex {
 }
 
 impl CassetteIndex {
-    pub fn new(cassette: &Cassette) -> Self {
+    pub fn new(cassette: Cassette) -> Self {
         let mut read_only_hints = HashMap::new();
         let mut definitions = HashMap::new();
         let mut tool_names: Vec<String> = Vec::new();
@@ -138,7 +138,7 @@ impl CassetteIndex {
         CassetteIndex {
             results,
             used: vec![false; cassette.interactions.len()],
-            interactions: cassette.interactions.clone(),
+            interactions: cassette.interactions,
             effects,
             tools,
             read_only_hints,
@@ -281,7 +281,7 @@ mod tests {
 
     fn cassette(v: Value) -> CassetteIndex {
         let c: Cassette = serde_json::from_str(&v.to_string()).unwrap();
-        CassetteIndex::new(&c)
+        CassetteIndex::new(c)
     }
 
     fn it(id: &str, tool: &str, args: Value) -> Value {

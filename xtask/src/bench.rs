@@ -170,7 +170,7 @@ fn round_trip(n: usize) -> Result<(), String> {
     std::fs::create_dir(&ws).map_err(|e| e.to_string())?;
     let session = Session::new(
         Mode::Cassette,
-        CassetteIndex::new(&cassette),
+        CassetteIndex::new(cassette),
         None,
         ws.clone(),
         dir.path().to_path_buf(),
@@ -233,7 +233,7 @@ fn cassette_scaling(n: usize) {
             &json!({"format": "agent-replay/cassette@1", "interactions": interactions}).to_string(),
         )
         .expect("cassette");
-        let mut index = CassetteIndex::new(&cassette);
+        let mut index = CassetteIndex::new(cassette);
         let call = json!({"query": format!("q{}", recordings - 1)});
         let t = Instant::now();
         for _ in 0..n {
