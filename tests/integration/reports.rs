@@ -635,3 +635,24 @@ fn ledger_flag_is_honoured_and_the_ledger_is_append_only() {
     assert_eq!(ledger_lines(&p.read(".agent-replay/ledger.jsonl")).len(), 2);
     assert!(!p.path().join("sub/.agent-replay").exists());
 }
+
+#[test]
+fn junit_classname_of_a_top_level_fixture_is_the_folder_it_was_found_in() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "top",
+        serde_json::json!([{"close": "succeeded"}]),
+        serde_json::json!({}),
+        serde_json::json!([]),
+    );
+    let out = p
+        .cmd()
+        .args(&["run", "fixtures", "--junit", "j.xml"])
+        .output();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let xml = p.read("j.xml");
+    assert!(
+        xml.contains(r#"<testcase name="top" classname="fixtures""#),
+        "{xml}"
+    );
+}
