@@ -77,13 +77,22 @@ impl Kind {
         })
     }
 
-    /// Every property name the schema knows, for "did you mean" hints.
-    pub fn field_names(self) -> Vec<String> {
-        let mut names = Vec::new();
-        collect_properties(&self.schema(), &mut names);
-        names.sort();
-        names.dedup();
-        names
+    /// Every property name the schema knows, for "did you mean" hints; built once per
+    /// process, not per file loaded.
+    pub fn field_names(self) -> &'static [String] {
+        static CELLS: [OnceLock<Vec<String>>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
+        CELLS[self as usize].get_or_init(|| {
+            let mut names = Vec::new();
+            collect_properties(&self.schema(), &mut names);
+            names.sort();
+            names.dedup();
+            names
+        })
     }
 }
 

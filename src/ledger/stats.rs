@@ -451,6 +451,56 @@ mod tests {
         serde_json::from_str(Box::leak(text.into_boxed_str())).unwrap()
     }
 
+    fn opts(now_ms: i64, by: Option<GroupBy>) -> StatsOptions {
+        StatsOptions {
+            now_ms,
+            since_ms: None,
+            until_ms: None,
+            by,
+        }
+    }
+
+    #[test]
+    fn windows_select_by_start_and_groups_by_fixture() {
+        let mut f = Folded::default();
+        let run = |id: &str, status: &str, started: &str, fixture: &str| {
+            let text = serde_json::json!({"run_id": id, "status": status, "started_at": started,
+                "fixture_id": fixture, "run_type": "replay", "duration_ms": 10})
+            .to_string();
+            serde_json::from_str::<RunLine<'static>>(Box::leak(text.into_boxed_str())).unwrap()
+        };
+        f.add(run("a", "SUCCEEDED", "2026-01-01T00:00:00Z", "x"));
+        f.add(run("b", "FAILED", "2026-01-02T00:00:00Z", "y"));
+        f.add(run("c", "SUCCEEDED", "2026-01-03T00:00:00Z", "y"));
+        let ms = |t| crate::ledger::read::millis(Some(t));
+        let s = compute(
+            &f,
+            &StatsOptions {
+                since_ms: Some(ms("2026-01-02T00:00:00Z")),
+                until_ms: Some(ms("2026-01-03T00:00:00Z")),
+                ..opts(ms("2026-02-01T00:00:00Z"), Some(GroupBy::Fixture))
+            },
+        );
+        assert_eq!(
+            s.overall.counts.started, 1,
+            "only b starts in [since, until)"
+        );
+        assert_eq!(s.overall.rates.over_started.to_string(), "0.0% (0 of 1)");
+        assert_eq!(s.groups.keys().collect::<Vec<_>>(), ["y"]);
+        let all = compute(
+            &f,
+            &opts(ms("2026-02-01T00:00:00Z"), Some(GroupBy::Fixture)),
+        );
+        assert_eq!(
+            all.groups["y"].rates.over_started.to_string(),
+            "50.0% (1 of 2)"
+        );
+        assert_eq!(
+            all.groups["x"].rates.over_started.to_string(),
+            "100.0% (1 of 1)"
+        );
+    }
+
     /// The seed example of the issue: 36 SUCCEEDED, 4 FAILED, 5 TIMED_OUT, 3 ABORTED and 2
     /// long-dead RUNNING runs.
     #[test]
@@ -470,15 +520,7 @@ mod tests {
             }
         }
         let now = crate::ledger::read::millis(Some("2026-01-02T00:00:00Z"));
-        let s = compute(
-            &f,
-            &StatsOptions {
-                now_ms: now,
-                since_ms: None,
-                until_ms: None,
-                by: None,
-            },
-        );
+        let s = compute(&f, &opts(now, None));
         assert_eq!(
             s.overall.rates.over_succeeded_and_failed.to_string(),
             "90.0% (36 of 40)"
@@ -500,15 +542,7 @@ mod tests {
         }
         f.add(line(9, "RUNNING", "2026-01-01T00:00:10Z", "a"));
         let now = crate::ledger::read::millis(Some("2026-01-01T00:00:11Z"));
-        let s = compute(
-            &f,
-            &StatsOptions {
-                now_ms: now,
-                since_ms: None,
-                until_ms: None,
-                by: Some(GroupBy::Agent),
-            },
-        );
+        let s = compute(&f, &opts(now, Some(GroupBy::Agent)));
         assert_eq!(s.pending_run_ids, ["r9"]);
         assert_eq!(s.overall.rates.over_started.to_string(), "100.0% (5 of 5)");
         assert_eq!(s.groups["a"].counts.pending, 1);

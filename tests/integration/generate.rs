@@ -56,6 +56,13 @@ fn trace(close: bool) -> String {
     lines.iter().map(|l| l.to_string() + "\n").collect()
 }
 
+/// `agent-replay generate ARGS...` in the project.
+fn generate(p: &TestProject, args: &[&str]) -> crate::project::Output {
+    let mut all = vec!["generate"];
+    all.extend_from_slice(args);
+    p.cmd().args(&all).output()
+}
+
 fn all_files(dir: &std::path::Path) -> String {
     walkdir::WalkDir::new(dir)
         .into_iter()
@@ -77,18 +84,17 @@ fn generated_fixture_redacts_every_secret_and_reproduces_the_failure() {
         ),
     );
     p.write("trace.jsonl", &trace(true));
-    let out = p
-        .cmd()
-        .args(&[
-            "generate",
+    let out = generate(
+        &p,
+        &[
             "--trace",
             "trace.jsonl",
             "--out",
             "fixtures/gen",
             "--failure-class",
             "missing_artifact_ref",
-        ])
-        .output();
+        ],
+    );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("contract:      artifact_refs.min: 1"),
@@ -138,10 +144,7 @@ fn lossy_and_unclosed_traces() {
     let mut lossy = trace(true);
     lossy = lossy.replacen("\"result\":", "\"no_result\":", 1);
     p.write("lossy.jsonl", &lossy);
-    let out = p
-        .cmd()
-        .args(&["generate", "--trace", "lossy.jsonl", "--out", "fixtures/l"])
-        .output();
+    let out = generate(&p, &["--trace", "lossy.jsonl", "--out", "fixtures/l"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -149,32 +152,22 @@ fn lossy_and_unclosed_traces() {
         "{}",
         out.stderr
     );
-    let ok = p
-        .cmd()
-        .args(&[
-            "generate",
+    let ok = generate(
+        &p,
+        &[
             "--trace",
             "lossy.jsonl",
             "--out",
             "fixtures/l",
             "--allow-lossy",
-        ])
-        .output();
+        ],
+    );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 
     // No close line: the run never closed; the call in flight is dropped with a warning.
     let unclosed = trace(false).replacen("\"result\":", "\"no_result\":", 1);
     p.write("dead.jsonl", &unclosed);
-    let out = p
-        .cmd()
-        .args(&[
-            "generate",
-            "--trace",
-            "dead.jsonl",
-            "--out",
-            "fixtures/dead",
-        ])
-        .output();
+    let out = generate(&p, &["--trace", "dead.jsonl", "--out", "fixtures/dead"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("in flight when the run died"),
@@ -188,16 +181,7 @@ fn lossy_and_unclosed_traces() {
     assert_eq!(cassette["interactions"], json!([]));
 
     // A non-empty --out is refused without --force.
-    let again = p
-        .cmd()
-        .args(&[
-            "generate",
-            "--trace",
-            "dead.jsonl",
-            "--out",
-            "fixtures/dead",
-        ])
-        .output();
+    let again = generate(&p, &["--trace", "dead.jsonl", "--out", "fixtures/dead"]);
     assert_eq!(again.code, 2);
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
 }
@@ -234,16 +218,7 @@ fn other_trace_formats_are_read() {
         ("mcp.jsonl", "m", "fetch", "claude"),
         ("inspect.json", "i", "calc", "qa"),
     ] {
-        let out = p
-            .cmd()
-            .args(&[
-                "generate",
-                "--trace",
-                file,
-                "--out",
-                &format!("fixtures/{dir}"),
-            ])
-            .output();
+        let out = generate(&p, &["--trace", file, "--out", &format!("fixtures/{dir}")]);
         assert_eq!(out.code, 0, "{file}: {}", out.stderr);
         let c: Value =
             serde_json::from_str(&p.read(&format!("fixtures/{dir}/tool_cassettes.json"))).unwrap();
@@ -361,18 +336,17 @@ fn production_trace_to_proven_fixture_end_to_end() {
         (Some("close"), Some("succeeded"))
     );
 
-    let out = p
-        .cmd()
-        .args(&[
-            "generate",
+    let out = generate(
+        &p,
+        &[
             "--trace",
             "trace.jsonl",
             "--out",
             "fixtures/e2e_empty_page",
             "--failure-class",
             "missing_artifact_ref",
-        ])
-        .output();
+        ],
+    );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("redacted:      4 authorization"),
@@ -409,16 +383,7 @@ fn input_json_keeps_the_envelope_bytes_with_only_secrets_replaced() {
         "trace.jsonl",
         &format!("{{\"type\": \"start\", \"run\": {{\"run_id\": \"p\"}}, \"input\": {raw}}}\n{{\"type\": \"close\", \"status\": \"succeeded\"}}\n"),
     );
-    let out = p
-        .cmd()
-        .args(&[
-            "generate",
-            "--trace",
-            "trace.jsonl",
-            "--out",
-            "fixtures/raw",
-        ])
-        .output();
+    let out = generate(&p, &["--trace", "trace.jsonl", "--out", "fixtures/raw"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let expected = raw.replace(
         SECRET_KEY,

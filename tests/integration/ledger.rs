@@ -106,6 +106,24 @@ fn killed_harness_then_watchdog_and_stats_stay_correct() {
     drop(f);
 
     let later = "2099-01-01T00:00:00Z";
+    // --dry-run names the abandoned run and writes nothing.
+    let before = std::fs::read_to_string(&ledger).unwrap();
+    let dry = p
+        .cmd()
+        .args(&[
+            "watchdog",
+            "--ledger",
+            "ledger.jsonl",
+            "--now",
+            later,
+            "--dry-run",
+            "--json",
+        ])
+        .output();
+    let dry: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(dry["abandoned"].as_array().unwrap().len(), 1);
+    assert_eq!(dry["closed"], json!([]));
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap(), before);
     let out = p
         .cmd()
         .args(&[
