@@ -4,49 +4,67 @@
 //! object keys sorted, numbers written by value. It is the key of the cassette index.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Writes `value` in canonical form: sorted keys, no whitespace, numbers by value.
 pub fn canonical(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("canonical JSON is UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// A 64-bit hash of the canonical form of `value`, written into `buf` (cleared first) so
+/// that hashing many values reuses one buffer. Equal hashes are candidates, not proof:
+/// compare with [`values_equal`].
+pub fn canonical_hash(value: &Value, buf: &mut Vec<u8>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    buf.clear();
+    write_canonical(value, buf);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    buf.hash(&mut h);
+    h.finish()
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, s).expect("strings always serialize");
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null | Value::Bool(_) | Value::String(_) => {
-            out.push_str(&serde_json::to_string(value).expect("scalars always serialize"))
-        }
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::String(s) => write_string(s, out),
         Value::Number(n) => write_number(n, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&serde_json::to_string(key).expect("strings always serialize"));
-                out.push(':');
-                write_canonical(&map[key], out);
+                write_string(key, out);
+                out.push(b':');
+                write_canonical(value, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
 }
 
-fn write_number(n: &serde_json::Number, out: &mut String) {
+fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     if let Some(i) = n.as_i64() {
         let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
@@ -65,26 +83,94 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
 /// Removes the whitespace between tokens of a JSON text, leaving every token — strings
 /// and number spellings — exactly as written. The wire carries one message per line.
 pub fn minify(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
+    // JSON's quotes, backslashes and whitespace are ASCII, so working on bytes keeps every
+    // multi-byte character whole.
+    for &b in text.as_bytes() {
         if in_string {
-            out.push(c);
+            out.push(b);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if c == '"' {
+        } else if b == b'"' {
             in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            out.push(c);
+            out.push(b);
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            out.push(b);
         }
     }
-    out
+    String::from_utf8(out).expect("only ASCII bytes were removed")
+}
+
+/// Whether [`minify`] would change `text`: whitespace between its tokens.
+pub fn has_whitespace(text: &str) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            return true;
+        }
+    }
+    false
+}
+
+/// Deserializing into `Checked` reads a JSON value as strictly as a parse into a [`Value`]
+/// (escapes decoded, lone surrogates and numbers beyond f64 refused) and keeps nothing.
+pub struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 /// Equality by value: numbers compare numerically, objects ignore key order.
@@ -104,8 +190,8 @@ pub fn values_equal(a: &Value, b: &Value) -> bool {
 }
 
 fn numbers_equal(x: &serde_json::Number, y: &serde_json::Number) -> bool {
-    let mut a = String::new();
-    let mut b = String::new();
+    let mut a = Vec::new();
+    let mut b = Vec::new();
     write_number(x, &mut a);
     write_number(y, &mut b);
     a == b
@@ -179,16 +265,16 @@ pub fn remove_pointer(value: &mut Value, pointer: &str) {
     }
 }
 
-/// A value with the given pointers removed.
-pub fn without_pointers(value: &Value, pointers: &[String]) -> Value {
+/// A value with the given pointers removed (borrowed when there are none).
+pub fn without_pointers<'a>(value: &'a Value, pointers: &[String]) -> Cow<'a, Value> {
     if pointers.is_empty() {
-        return value.clone();
+        return Cow::Borrowed(value);
     }
     let mut v = value.clone();
     for p in pointers {
         remove_pointer(&mut v, p);
     }
-    v
+    Cow::Owned(v)
 }
 
 /// The first difference between two argument values, and how many leaves differ.
@@ -323,12 +409,10 @@ mod tests {
     fn pointers_are_removed_when_present_and_ignored_when_absent() {
         let v = json!({"a": {"b/c": 1, "d": 2}, "l": [0, 1]});
         let out = without_pointers(&v, &["/a/b~1c".into(), "/missing/x".into(), "/l/0".into()]);
-        assert_eq!(out, json!({"a": {"d": 2}, "l": [null, 1]}));
-        let two = without_pointers(
-            &json!({"t": ["a", "b", "c"]}),
-            &["/t/0".into(), "/t/1".into()],
-        );
-        assert_eq!(two, json!({"t": [null, null, "c"]}));
+        assert_eq!(*out, json!({"a": {"d": 2}, "l": [null, 1]}));
+        let t = json!({"t": ["a", "b", "c"]});
+        let two = without_pointers(&t, &["/t/0".into(), "/t/1".into()]);
+        assert_eq!(*two, json!({"t": [null, null, "c"]}));
     }
 
     #[test]

@@ -6,10 +6,34 @@
 //! interactions are few and scanned. Consumption state (used / unused) lives here too,
 //! because "first unused matching interaction in file order" needs it.
 
-use crate::fixture::format::{Cassette, Effect, Interaction, MatchMode};
+use crate::fixture::format::{Cassette, Effect, MatchMode};
 use crate::json;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Whether a result says `"isError": true`. Read when the result is replayed, not when the
+/// cassette is indexed: most recordings are never asked for.
+fn is_error(result: &str) -> bool {
+    /// Only `isError`: every other field is skipped without being built.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "isError", default)]
+        is_error: Option<Value>,
+    }
+    match serde_json::from_str::<Probe>(result) {
+        Ok(p) => p
+            .is_error
+            .as_ref()
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        // A duplicate `isError` (the last one counts) or a result that is not an object.
+        Err(_) => serde_json::from_str::<Value>(result)
+            .ok()
+            .and_then(|r| r.get("isError").and_then(Value::as_bool))
+            .unwrap_or(false),
+    }
+}
 
 /// Where a recording differs from a call (`data.closest` of a -32001 error).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,8 +66,10 @@ impl Closest {
 #[derive(Debug)]
 struct ExactGroup {
     ignore: Vec<String>,
-    /// canonical(arguments without ignore) → interaction indices in file order.
-    by_args: HashMap<String, Vec<usize>>,
+    /// Hash of canonical(arguments without ignore) → (first, last) interaction with that
+    /// hash; the others in between are chained through [`CassetteIndex::next_same`], in file
+    /// order. A hash only nominates: candidates are compared by value.
+    by_args: HashMap<u64, (u32, u32)>,
 }
 
 #[derive(Debug, Default)]
@@ -55,12 +81,16 @@ struct ToolEntry {
     all: Vec<usize>,
 }
 
+/// End of a chain in [`CassetteIndex::next_same`].
+const NONE: u32 = u32::MAX;
+
 #[derive(Debug)]
 pub struct CassetteIndex {
-    interactions: Vec<Interaction>,
+    /// Shared with the fixture: indexing copies no recording.
+    cassette: Arc<Cassette>,
     effects: Vec<Effect>,
-    /// Each recorded result as one line of its exact text, and whether it says `isError`.
-    results: Vec<(Box<serde_json::value::RawValue>, bool)>,
+    /// The next interaction of the same exact group with the same argument hash.
+    next_same: Vec<u32>,
     used: Vec<bool>,
     tools: HashMap<String, ToolEntry>,
     read_only_hints: HashMap<String, bool>,
@@ -70,7 +100,10 @@ pub struct CassetteIndex {
 }
 
 impl CassetteIndex {
-    pub fn new(cassette: Cassette) -> Self {
+    pub fn new(cassette: impl Into<Arc<Cassette>>) -> Self {
+        let cassette: Arc<Cassette> = cassette.into();
+        let n = cassette.interactions.len();
+        assert!(n < NONE as usize, "more than 4 billion recordings");
         let mut read_only_hints = HashMap::new();
         let mut definitions = HashMap::new();
         let mut tool_names: Vec<String> = Vec::new();
@@ -87,22 +120,31 @@ impl CassetteIndex {
             }
         }
         let mut tools: HashMap<String, ToolEntry> = HashMap::new();
-        let mut effects = Vec::with_capacity(cassette.interactions.len());
+        let mut effects = Vec::with_capacity(n);
+        let mut next_same = vec![NONE; n];
+        let mut buf = Vec::new();
         for (i, it) in cassette.interactions.iter().enumerate() {
             let effect = it.effect.unwrap_or(match read_only_hints.get(&it.tool) {
                 Some(true) => Effect::Read,
                 _ => Effect::Write,
             });
             effects.push(effect);
-            if !tools.contains_key(&it.tool) && !tool_names.contains(&it.tool) {
-                tool_names.push(it.tool.clone());
-            }
-            let entry = tools.entry(it.tool.clone()).or_default();
+            let entry = match tools.get_mut(&it.tool) {
+                Some(entry) => entry,
+                None => {
+                    if !tool_names.contains(&it.tool) {
+                        tool_names.push(it.tool.clone());
+                    }
+                    tools.entry(it.tool.clone()).or_default()
+                }
+            };
             entry.all.push(i);
             match it.match_.arguments {
                 MatchMode::Exact => {
-                    let key =
-                        json::canonical(&json::without_pointers(&it.arguments, &it.match_.ignore));
+                    let key = json::canonical_hash(
+                        &json::without_pointers(&it.arguments, &it.match_.ignore),
+                        &mut buf,
+                    );
                     let group = match entry
                         .exact
                         .iter_mut()
@@ -117,29 +159,25 @@ impl CassetteIndex {
                             entry.exact.last_mut().expect("just pushed")
                         }
                     };
-                    group.by_args.entry(key).or_default().push(i);
+                    let i32_ = i as u32;
+                    match group.by_args.get_mut(&key) {
+                        Some((_, last)) => {
+                            next_same[*last as usize] = i32_;
+                            *last = i32_;
+                        }
+                        None => {
+                            group.by_args.insert(key, (i32_, i32_));
+                        }
+                    }
                 }
                 MatchMode::Subset | MatchMode::Any => entry.loose.push(i),
             }
         }
-        let results = cassette
-            .interactions
-            .iter()
-            .map(|it| {
-                let is_error = serde_json::from_str::<Value>(it.result.get())
-                    .ok()
-                    .and_then(|r| r.get("isError").and_then(Value::as_bool))
-                    .unwrap_or(false);
-                let line = serde_json::value::RawValue::from_string(json::minify(it.result.get()))
-                    .expect("minifying valid JSON keeps it valid");
-                (line, is_error)
-            })
-            .collect();
         CassetteIndex {
-            results,
-            used: vec![false; cassette.interactions.len()],
-            interactions: cassette.interactions,
+            used: vec![false; n],
+            cassette,
             effects,
+            next_same,
             tools,
             read_only_hints,
             tool_names,
@@ -160,10 +198,11 @@ impl CassetteIndex {
             .unwrap_or_else(|| serde_json::json!({ "name": tool }))
     }
 
-    /// The recorded result of an interaction, as recorded, and whether it is an error.
+    /// The recorded result of an interaction, as recorded (one line: the cassette's
+    /// deserializer removed the whitespace between tokens), and whether it is an error.
     pub fn result_of(&self, index: usize) -> (&serde_json::value::RawValue, bool) {
-        let (raw, is_error) = &self.results[index];
-        (raw, *is_error)
+        let raw = &self.cassette.interactions[index].result;
+        (raw, is_error(raw.get()))
     }
 
     pub fn effect_of(&self, index: usize) -> Effect {
@@ -190,7 +229,8 @@ impl CassetteIndex {
         let entry = self.tools.get(tool)?;
         let mut first_unused: Option<usize> = None;
         let mut first_repeat: Option<usize> = None;
-        let mut consider = |i: usize, used: &[bool], interactions: &[Interaction]| {
+        let interactions = &self.cassette.interactions;
+        let mut consider = |i: usize, used: &[bool]| {
             if !used[i] {
                 if first_unused.is_none_or(|f| i < f) {
                     first_unused = Some(i);
@@ -199,24 +239,46 @@ impl CassetteIndex {
                 first_repeat = Some(i);
             }
         };
+        let mut buf = Vec::new();
         for group in &entry.exact {
-            let key = json::canonical(&json::without_pointers(arguments, &group.ignore));
-            if let Some(candidates) = group.by_args.get(&key) {
-                // Candidates are in file order: the first unused and the first used
-                // repeatable one are all that can win.
-                if let Some(&i) = candidates.iter().find(|&&i| !self.used[i]) {
-                    consider(i, &self.used, &self.interactions);
-                }
-                if let Some(&i) = candidates
-                    .iter()
-                    .find(|&&i| self.used[i] && self.interactions[i].repeat)
+            let called = json::without_pointers(arguments, &group.ignore);
+            let key = json::canonical_hash(&called, &mut buf);
+            let Some(&(first, _)) = group.by_args.get(&key) else {
+                continue;
+            };
+            // Candidates are in file order: the first unused and the first used repeatable
+            // one are all that can win.
+            let (mut unused, mut repeat) = (None, None);
+            let mut next = first;
+            while next != NONE && (unused.is_none() || repeat.is_none()) {
+                let i = next as usize;
+                next = self.next_same[i];
+                let it = &interactions[i];
+                let wanted = if self.used[i] {
+                    repeat.is_none() && it.repeat
+                } else {
+                    unused.is_none()
+                };
+                if !wanted
+                    || !json::values_equal(
+                        &json::without_pointers(&it.arguments, &group.ignore),
+                        &called,
+                    )
                 {
-                    consider(i, &self.used, &self.interactions);
+                    continue;
                 }
+                if self.used[i] {
+                    repeat = Some(i);
+                } else {
+                    unused = Some(i);
+                }
+            }
+            for i in [unused, repeat].into_iter().flatten() {
+                consider(i, &self.used);
             }
         }
         for &i in &entry.loose {
-            let it = &self.interactions[i];
+            let it = &interactions[i];
             let matches = match it.match_.arguments {
                 MatchMode::Any => true,
                 MatchMode::Subset => json::is_subset(
@@ -226,7 +288,7 @@ impl CassetteIndex {
                 MatchMode::Exact => unreachable!("exact interactions are indexed"),
             };
             if matches {
-                consider(i, &self.used, &self.interactions);
+                consider(i, &self.used);
             }
         }
         let chosen = first_unused.or(first_repeat)?;
@@ -239,7 +301,7 @@ impl CassetteIndex {
         let entry = self.tools.get(tool)?;
         let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
         for &i in &entry.all {
-            let it = &self.interactions[i];
+            let it = &self.cassette.interactions[i];
             let recorded = json::without_pointers(&it.arguments, &it.match_.ignore);
             let called = json::without_pointers(arguments, &it.match_.ignore);
             let diff = match it.match_.arguments {
@@ -260,7 +322,7 @@ impl CassetteIndex {
             }
         }
         let (_, used, i, diff) = best?;
-        let it = &self.interactions[i];
+        let it = &self.cassette.interactions[i];
         let (pointer, recorded, called) = diff.first.unwrap_or_default();
         Some(Closest {
             id: it.id.clone(),
