@@ -18,12 +18,146 @@ pub fn canonical(value: &Value) -> String {
 /// that hashing many values reuses one buffer. Equal hashes are candidates, not proof:
 /// compare with [`values_equal`].
 pub fn canonical_hash(value: &Value, buf: &mut Vec<u8>) -> u64 {
-    use std::hash::{Hash, Hasher};
     buf.clear();
     write_canonical(value, buf);
+    hash_bytes(buf)
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    buf.hash(&mut h);
+    h.write(bytes);
     h.finish()
+}
+
+/// [`canonical_hash`] of a JSON text, without building a [`Value`]: strings are borrowed
+/// from the text where they have no escapes. The canonical form is left in `buf`.
+pub fn canonical_hash_of_text(text: &str, buf: &mut Vec<u8>) -> serde_json::Result<u64> {
+    let tree: Canon<'_> = serde_json::from_str(text)?;
+    buf.clear();
+    tree.write(buf);
+    Ok(hash_bytes(buf))
+}
+
+/// A JSON value as far as its canonical form needs it: object entries in a vector, to be
+/// sorted, and strings borrowed when they can be.
+enum Canon<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(Cow<'a, str>),
+    Array(Vec<Canon<'a>>),
+    Object(Vec<(Cow<'a, str>, Canon<'a>)>),
+}
+
+impl Canon<'_> {
+    fn write(mut self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        match &mut self {
+            Canon::Null => out.extend_from_slice(b"null"),
+            Canon::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            // The same numbers, written the same way, as `write_number` on a Value.
+            Canon::I64(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Canon::U64(u) => {
+                let _ = write!(out, "{u}");
+            }
+            Canon::F64(f) => write_number(
+                &serde_json::Number::from_f64(*f).expect("JSON numbers are finite"),
+                out,
+            ),
+            Canon::Str(s) => write_string(s, out),
+            Canon::Array(items) => {
+                out.push(b'[');
+                for (i, item) in std::mem::take(items).into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+            Canon::Object(entries) => {
+                // Stable, so that of duplicate keys the last one (the one a Value keeps)
+                // ends each run of equal keys.
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let entries = std::mem::take(entries);
+                let mut iter = entries.into_iter().peekable();
+                out.push(b'{');
+                let mut first = true;
+                while let Some((key, value)) = iter.next() {
+                    if iter.peek().is_some_and(|(next, _)| *next == key) {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    write_string(&key, out);
+                    out.push(b':');
+                    value.write(out);
+                }
+                out.push(b'}');
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Canon<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CanonVisitor)
+    }
+}
+
+struct CanonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CanonVisitor {
+    type Value = Canon<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Canon<'de>, E> {
+        Ok(Canon::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Canon<'de>, E> {
+        Ok(Canon::I64(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Canon<'de>, E> {
+        // As a Value's Number: within i64 it is written as an i64 (the same digits).
+        Ok(Canon::U64(u))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Canon<'de>, E> {
+        Ok(Canon::F64(f))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Canon<'de>, E> {
+        Ok(Canon::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Canon<'de>, E> {
+        Ok(Canon::Str(Cow::Owned(s.to_string())))
+    }
+    fn visit_unit<E>(self) -> Result<Canon<'de>, E> {
+        Ok(Canon::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Canon<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Canon::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Canon<'de>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((key, value)) = map.next_entry::<Canon<'de>, Canon<'de>>()? {
+            let Canon::Str(key) = key else {
+                unreachable!("JSON object keys are strings")
+            };
+            entries.push((key, value));
+        }
+        Ok(Canon::Object(entries))
+    }
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
@@ -383,6 +517,26 @@ mod tests {
             canonical(&big),
             canonical(&json!({"n": 10000000000000000u64}))
         );
+    }
+
+    #[test]
+    fn canonical_hash_of_text_agrees_with_the_value() {
+        let texts = [
+            r#"{"b":1,"a":10.0,"c":[1.5, -0.0, 1e16, 18446744073709551615, -3]}"#,
+            r#"{"s":"caf\u00e9 \"q\"","n":null,"t":true,"o":{"z":{},"y":[]}}"#,
+            r#"{"dup":1,"dup":2,"a":"x"}"#,
+            r#"[1, "two", {"three": 3.25}]"#,
+            r#""plain""#,
+        ];
+        for text in texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let from_value = canonical_hash(&value, &mut a);
+            let from_text = canonical_hash_of_text(text, &mut b).unwrap();
+            assert_eq!(String::from_utf8(b).unwrap(), canonical(&value), "{text}");
+            assert_eq!(from_text, from_value, "{text}");
+        }
+        assert!(canonical_hash_of_text(r#"{"s":"\ud800"}"#, &mut Vec::new()).is_err());
     }
 
     #[test]

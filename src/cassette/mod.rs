@@ -6,11 +6,22 @@
 //! interactions are few and scanned. Consumption state (used / unused) lives here too,
 //! because "first unused matching interaction in file order" needs it.
 
-use crate::fixture::format::{Cassette, Effect, MatchMode};
+use crate::fixture::format::{Cassette, Effect, Interaction, MatchMode};
 use crate::json;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// The hash of canonical(recorded arguments without `ignore`), with that canonical form
+/// left in `buf`. Without pointers to remove, no [`Value`] is built.
+fn recorded_key(it: &Interaction, ignore: &[String], buf: &mut Vec<u8>) -> u64 {
+    if ignore.is_empty() {
+        json::canonical_hash_of_text(it.arguments.get(), buf)
+            .expect("checked when the cassette was read")
+    } else {
+        json::canonical_hash(&json::without_pointers(&it.arguments_value(), ignore), buf)
+    }
+}
 
 /// Whether a result says `"isError": true`. Read when the result is replayed, not when the
 /// cassette is indexed: most recordings are never asked for.
@@ -141,10 +152,7 @@ impl CassetteIndex {
             entry.all.push(i);
             match it.match_.arguments {
                 MatchMode::Exact => {
-                    let key = json::canonical_hash(
-                        &json::without_pointers(&it.arguments, &it.match_.ignore),
-                        &mut buf,
-                    );
+                    let key = recorded_key(it, &it.match_.ignore, &mut buf);
                     let group = match entry
                         .exact
                         .iter_mut()
@@ -239,7 +247,7 @@ impl CassetteIndex {
                 first_repeat = Some(i);
             }
         };
-        let mut buf = Vec::new();
+        let (mut buf, mut recorded) = (Vec::new(), Vec::new());
         for group in &entry.exact {
             let called = json::without_pointers(arguments, &group.ignore);
             let key = json::canonical_hash(&called, &mut buf);
@@ -259,12 +267,11 @@ impl CassetteIndex {
                 } else {
                     unused.is_none()
                 };
-                if !wanted
-                    || !json::values_equal(
-                        &json::without_pointers(&it.arguments, &group.ignore),
-                        &called,
-                    )
-                {
+                // Same canonical form, as the old index keyed by it: not just the same hash.
+                if !wanted || {
+                    recorded_key(it, &group.ignore, &mut recorded);
+                    recorded != buf
+                } {
                     continue;
                 }
                 if self.used[i] {
@@ -282,7 +289,7 @@ impl CassetteIndex {
             let matches = match it.match_.arguments {
                 MatchMode::Any => true,
                 MatchMode::Subset => json::is_subset(
-                    &json::without_pointers(&it.arguments, &it.match_.ignore),
+                    &json::without_pointers(&it.arguments_value(), &it.match_.ignore),
                     &json::without_pointers(arguments, &it.match_.ignore),
                 ),
                 MatchMode::Exact => unreachable!("exact interactions are indexed"),
@@ -302,7 +309,8 @@ impl CassetteIndex {
         let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
         for &i in &entry.all {
             let it = &self.cassette.interactions[i];
-            let recorded = json::without_pointers(&it.arguments, &it.match_.ignore);
+            let arguments_value = it.arguments_value();
+            let recorded = json::without_pointers(&arguments_value, &it.match_.ignore);
             let called = json::without_pointers(arguments, &it.match_.ignore);
             let diff = match it.match_.arguments {
                 MatchMode::Exact => json::leaf_diff(&recorded, &called),
