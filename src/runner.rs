@@ -103,6 +103,13 @@ pub fn run_fixtures(
             }
         }
     });
+    // Once for the whole invocation (see `Ledger::append`). A failure here is reported
+    // like any other ledger error: records must not vanish silently.
+    if let Err(e) = settings.ledger.sync() {
+        if let Some(last) = done.last_mut() {
+            last.ledger_error.get_or_insert(e.to_string());
+        }
+    }
     done
 }
 

@@ -51,10 +51,14 @@ impl Sandbox {
 }
 
 impl Drop for Sandbox {
-    /// An agent may leave directories it cannot be cleaned out of (`chmod 000`): give
-    /// them back their permissions so the run directory is removed, not leaked.
+    /// An agent may leave directories it cannot be cleaned out of (`chmod 000`): when the
+    /// first removal fails, give them back their permissions so the run directory is
+    /// removed, not leaked. (The common case pays for one removal, not an extra walk.)
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
+        if std::fs::remove_dir_all(&self.workspace).is_ok() {
+            return;
+        }
         let _ = std::fs::set_permissions(&self.workspace, std::fs::Permissions::from_mode(0o700));
         for entry in walkdir::WalkDir::new(&self.workspace)
             .follow_links(false)
