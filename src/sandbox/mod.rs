@@ -4,7 +4,11 @@
 //! `HOME`, the gateway socket and a read-only copy of input.json. Only the workspace is the
 //! agent's: the rest lives beside it so nothing the harness creates counts as a mutation.
 //! [`Snapshot`] hashes every file (and symlink target) before and after the run; the diff
-//! is what the `mutations` check judges. Symlinks are never followed.
+//! is what the `mutations` check judges. Symlinks are never followed: the copy keeps each
+//! link as a link, and refuses one that leads out of the workspace ([`links`]); loading
+//! the fixture has refused those already.
+
+pub mod links;
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -32,8 +36,16 @@ impl Sandbox {
         let home = base.join("home");
         std::fs::create_dir(&workspace)?;
         std::fs::create_dir(&home)?;
-        if template.is_dir() {
-            copy_tree(template, &workspace)?;
+        match std::fs::symlink_metadata(template) {
+            Ok(m) if m.file_type().is_dir() => copy_tree(template, &workspace)?,
+            // Not followed (the loader refuses it already).
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is a symlink; it is not copied", template.display()),
+                ))
+            }
+            _ => {}
         }
         let input_copy = base.join("input.json");
         std::fs::write(&input_copy, input_bytes)?;
@@ -112,6 +124,14 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         if ft.is_dir() {
             std::fs::create_dir_all(&dest)?;
         } else if ft.is_symlink() {
+            // Checked again here, so no caller can copy a way out into a run.
+            let rel_str = rel_string(rel);
+            if links::classify(from, &rel_str)? != links::LinkTarget::Inside {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("workspace symlink `{rel_str}` leads outside the workspace; it is not copied"),
+                ));
+            }
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else {
             std::fs::copy(entry.path(), &dest)?;

@@ -13,3 +13,4 @@ mod ledger;
 mod process;
 mod reasons;
 mod reports;
+mod symlinks;
