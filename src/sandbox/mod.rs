@@ -354,6 +354,30 @@ mod tests {
     }
 
     #[test]
+    fn the_copy_keeps_links_inside_as_links_and_refuses_links_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("workspace");
+        std::fs::create_dir_all(template.join("data")).unwrap();
+        std::fs::write(template.join("data/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink("data/a.txt", template.join("link")).unwrap();
+        let sandbox = Sandbox::create(&template, b"{}").unwrap();
+        let link = sandbox.workspace.join("link");
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("data/a.txt"));
+        std::fs::write(&link, "changed").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(template.join("data/a.txt")).unwrap(),
+            "a"
+        );
+
+        std::os::unix::fs::symlink("../outside", template.join("out")).unwrap();
+        let err = Sandbox::create(&template, b"{}").err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let linked = dir.path().join("linked_workspace");
+        std::os::unix::fs::symlink(&template, &linked).unwrap();
+        assert!(Sandbox::create(&linked, b"{}").is_err());
+    }
+
+    #[test]
     fn globs_keep_single_star_in_one_component() {
         assert!(glob("out/*").unwrap().is_match("out/a.md"));
         assert!(!glob("out/*").unwrap().is_match("out/a/b.md"));
