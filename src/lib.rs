@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod monitor;
 pub mod process;
 pub mod redact;
+pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod sandbox;

@@ -3,7 +3,8 @@
 //! [`run_fixtures`] owns every run from its RUNNING record to its terminal one: it loads
 //! the fixture, resolves the agent, builds the sandbox, starts the gateway, runs the agent,
 //! checks the contract and appends the run records. Results reach the caller in fixture-id
-//! order, each as soon as it and every fixture before it are done.
+//! order, each as soon as it and every fixture before it are done. Under `--repeat N`
+//! each fixture runs N times and its runs are folded into one result ([`crate::repeat`]).
 
 use crate::cassette::CassetteIndex;
 use crate::config::{AgentCommand, Config};
@@ -37,6 +38,8 @@ pub struct Settings {
     pub grace: Duration,
     pub redactor: crate::redact::Redactor,
     pub code_version: Option<String>,
+    /// `--repeat N`: run each fixture N times (N ≥ 1); `None` runs it once, no `repeats`.
+    pub repeat: Option<u32>,
 }
 
 /// The outcome of one fixture, as reporters see it.
@@ -57,18 +60,25 @@ pub struct FixtureResult {
     /// A run record that could not be written (the CLI warns: records must not vanish
     /// silently).
     pub ledger_error: Option<String>,
+    /// Under `--repeat`: how many runs the fixture had and their verdicts.
+    pub repeats: Option<crate::repeat::Repeats>,
 }
 
-/// Runs every discovered fixture and hands each result to `on_result` in id order.
-/// Returns the results of the fixtures that finished (an interrupted run is left out).
+/// Runs every discovered fixture (each `settings.repeat` times) and hands each result to
+/// `on_result` in id order. Returns the results of the fixtures that finished (a fixture
+/// with a run the harness interrupted is left out).
 pub fn run_fixtures(
     settings: &Settings,
     fixtures: &[Discovered],
     mut on_result: impl FnMut(&FixtureResult),
 ) -> Vec<FixtureResult> {
+    // Work items are (fixture, run) pairs, so the runs of one fixture spread over the jobs.
+    let runs = settings.repeat.unwrap_or(1).max(1) as usize;
+    let items = fixtures.len() * runs;
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, Option<FixtureResult>)>();
-    let jobs = settings.jobs.max(1).min(fixtures.len().max(1));
+    let (tx, rx) = mpsc::channel::<(usize, usize, Option<FixtureResult>)>();
+    let jobs = settings.jobs.max(1).min(items.max(1));
+    let strict = settings.mode == Mode::Strict;
     let mut done: Vec<FixtureResult> = Vec::new();
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -76,26 +86,36 @@ pub fn run_fixtures(
             let next = &next;
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= fixtures.len() {
+                if i >= items {
                     break;
                 }
+                let (f, run) = (i / runs, i % runs);
                 let result = if process::interrupted().is_some() {
                     None
                 } else {
-                    run_one(settings, &fixtures[i])
+                    run_one(settings, &fixtures[f])
                 };
-                if tx.send((i, result)).is_err() {
+                if tx.send((f, run, result)).is_err() {
                     break;
                 }
             });
         }
         drop(tx);
-        let mut pending: BTreeMap<usize, Option<FixtureResult>> = BTreeMap::new();
+        let mut pending: BTreeMap<usize, Vec<(usize, Option<FixtureResult>)>> = BTreeMap::new();
         let mut emit_from = 0;
-        for (i, r) in rx {
-            pending.insert(i, r);
-            while let Some(r) = pending.remove(&emit_from) {
-                if let Some(r) = r {
+        for (f, run, r) in rx {
+            pending.entry(f).or_default().push((run, r));
+            while pending.get(&emit_from).is_some_and(|v| v.len() == runs) {
+                let mut results = pending.remove(&emit_from).unwrap_or_default();
+                results.sort_by_key(|(run, _)| *run);
+                let finished: Option<Vec<FixtureResult>> =
+                    results.into_iter().map(|(_, r)| r).collect();
+                let folded = match finished {
+                    Some(rs) if settings.repeat.is_some() => crate::repeat::fold(rs, strict),
+                    Some(rs) => rs.into_iter().next(),
+                    None => None,
+                };
+                if let Some(r) = folded {
                     on_result(&r);
                     done.push(r);
                 }
@@ -103,6 +123,13 @@ pub fn run_fixtures(
             }
         }
     });
+    // Once for the whole invocation (see `Ledger::append`). A failure here is reported
+    // like any other ledger error: records must not vanish silently.
+    if let Err(e) = settings.ledger.sync() {
+        if let Some(last) = done.last_mut() {
+            last.ledger_error.get_or_insert(e.to_string());
+        }
+    }
     done
 }
 
@@ -119,6 +146,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         stderr_tail: String::new(),
         output_dropped: 0,
         ledger_error: None,
+        repeats: None,
     }
 }
 
@@ -347,6 +375,7 @@ impl<'a> Run<'a> {
             stderr_tail: String::new(),
             output_dropped: 0,
             ledger_error: self.ledger_error.take(),
+            repeats: None,
         }
     }
 
@@ -515,6 +544,7 @@ impl<'a> Run<'a> {
             stderr_tail: tail_text(&outcome, true),
             output_dropped: outcome.stdout.dropped() + outcome.stderr.dropped(),
             ledger_error: self.ledger_error.take(),
+            repeats: None,
         })
     }
 }

@@ -110,6 +110,7 @@ reason_codes! {
     Skipped => "skipped",
     UnusedRecording => "unused_recording",
     LeakedProcess => "leaked_process",
+    Flaky => "flaky",
 }
 
 impl ReasonCode {
@@ -228,6 +229,6 @@ mod tests {
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ReasonCode::ALL.len(), 27);
+        assert_eq!(ReasonCode::ALL.len(), 28);
     }
 }

@@ -256,6 +256,9 @@ pub struct RunArgs {
     /// Time between SIGTERM and SIGKILL when stopping an agent (e.g. 2s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub grace: String,
+    /// Run each fixture N times; one whose verdicts differ is failed as `flaky`
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u32>,
 }
 
 impl RunArgs {
@@ -277,6 +280,7 @@ impl RunArgs {
             agents: Vec::new(),
             ledger,
             grace,
+            repeat: None,
         }
     }
 }

@@ -40,13 +40,18 @@ pub fn run(args: RunArgs) -> u8 {
         })
         .filter(|d| !skipped_by_notes(&d.dir))
         .count();
-    let jobs = settings.jobs.min(selected.max(1));
+    let runs = settings.repeat.unwrap_or(1) as usize;
+    let jobs = settings.jobs.min((selected * runs).max(1));
     println!(
-        "agent-replay: running {selected} of {} fixture{} (mode {}, {jobs} job{})",
+        "agent-replay: running {selected} of {} fixture{} (mode {}, {jobs} job{}{})",
         fixtures.len(),
         if fixtures.len() == 1 { "" } else { "s" },
         settings.mode.as_str(),
-        if jobs == 1 { "" } else { "s" }
+        if jobs == 1 { "" } else { "s" },
+        match settings.repeat {
+            Some(n) => format!(", {n} run{} each", if n == 1 { "" } else { "s" }),
+            None => String::new(),
+        }
     );
     let results = runner::run_fixtures(&settings, &fixtures, |r| {
         if r.verdict != crate::verdict::Verdict::Skipped {
@@ -153,6 +158,12 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
             .map(|n| n.get())
             .unwrap_or(1),
     };
+    if args.repeat == Some(0) {
+        return Err(usage_error(
+            "--repeat 0: every fixture must run at least once",
+            Some("pass --repeat N with N of 1 or more, or leave --repeat out to run each fixture once"),
+        ));
+    }
     let ledger_path = match &args.ledger {
         Some(p) => p.clone(),
         None => config
@@ -182,6 +193,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         grace,
         redactor,
         code_version,
+        repeat: args.repeat,
     })
 }
 

@@ -320,7 +320,10 @@ type Connections = Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>;
 /// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
 pub struct Gateway {
     socket: PathBuf,
-    listener_fd: std::os::unix::io::RawFd,
+    /// Shared with the acceptor so the descriptor stays open until both are done with it:
+    /// shutting down a raw fd the acceptor may already have closed could hit another
+    /// run's socket that reused the number.
+    listener: Arc<UnixListener>,
     session: Arc<Mutex<Session>>,
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
@@ -329,8 +332,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(socket: &Path, session: Session) -> std::io::Result<Gateway> {
-        let listener = UnixListener::bind(socket)?;
-        let listener_fd = std::os::unix::io::AsRawFd::as_raw_fd(&listener);
+        let listener = Arc::new(UnixListener::bind(socket)?);
         let session = Arc::new(Mutex::new(session));
         let stopping = Arc::new(AtomicBool::new(false));
         let connections: Connections = Arc::default();
@@ -338,6 +340,7 @@ impl Gateway {
             let session = session.clone();
             let stopping = stopping.clone();
             let connections = connections.clone();
+            let listener = listener.clone();
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stopping.load(Ordering::SeqCst) {
@@ -360,7 +363,7 @@ impl Gateway {
         };
         Ok(Gateway {
             socket: socket.to_path_buf(),
-            listener_fd,
+            listener,
             session,
             stopping,
             acceptor: Some(acceptor),
@@ -374,10 +377,7 @@ impl Gateway {
         // Wake the acceptor blocked in accept(): shutting the listening socket down does
         // that on Linux even when the agent removed the socket's path; connecting is the
         // fallback for systems where it does not.
-        // SAFETY: the fd belongs to the listener, alive in the acceptor until it returns.
-        unsafe {
-            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
-        }
+        let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
         let _ = UnixStream::connect(&self.socket);
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();

@@ -1,17 +1,19 @@
 //! Running the agent under test: spawn, watch, time out, stop, and capture its output.
 //!
-//! [`run_agent`] owns the child from spawn to the last process of its tree: the agent gets
-//! its own process group, its tree is tracked by [`tree::ProcessTree`], a timeout sends
-//! SIGTERM to all of it and SIGKILL after the grace period, and whatever the agent leaves
-//! running when it exits is stopped too. Output is read into bounded tail buffers, and
-//! read with a deadline after exit: a surviving grandchild can hold a pipe open.
+//! [`run_agent`] owns the child from spawn to the last process of its tree: the agent runs
+//! in its own PID namespace under an init of ours ([`launch`], [`init`]; where the kernel
+//! refuses, as a direct child tracked by [`tree::ProcessTree`]). A timeout sends SIGTERM to
+//! all of it and SIGKILL after the grace period, and whatever the agent leaves running when
+//! it exits is stopped too. Output is read into bounded tail buffers, and read with a
+//! deadline after exit: a surviving grandchild can hold a pipe open.
 
+mod init;
+pub mod launch;
 pub mod tree;
 
+use launch::{Confinement, Launched};
 use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -24,28 +26,6 @@ pub fn interrupted() -> Option<i32> {
     match INTERRUPTED.load(Ordering::SeqCst) {
         0 => None,
         s => Some(s),
-    }
-}
-
-/// Child processes (agents, validators) the harness is running right now.
-static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-struct Active;
-
-impl Active {
-    fn enter() -> Active {
-        ACTIVE.fetch_add(1, Ordering::SeqCst);
-        Active
-    }
-
-    fn sole() -> bool {
-        ACTIVE.load(Ordering::SeqCst) == 1
-    }
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -117,109 +97,71 @@ pub struct SpawnError {
 
 /// Runs the agent to completion under the limits of `spec`.
 pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // The harness blocks SIGINT/SIGTERM/SIGHUP for its signal thread, and a child inherits
-    // the mask (std does not reset it when it spawns): unblock them, and give the signals
-    // that stop an agent their default action, or SIGTERM would never end its tree.
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            for sig in [
-                libc::SIGINT,
-                libc::SIGTERM,
-                libc::SIGHUP,
-                libc::SIGQUIT,
-                libc::SIGPIPE,
-            ] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
-    let started = Instant::now();
-    let _active = Active::enter();
-    let mut child = cmd.spawn().map_err(|source| SpawnError {
+    let spawn_error = |source: std::io::Error| SpawnError {
         program: spec.program.display().to_string(),
         source,
-    })?;
-    let mut tree = ProcessTree::new(child.id() as i32, &spec.run_id);
-
-    let mut stdin = child.stdin.take().expect("stdin is piped");
+    };
+    let plan = launch::ExecPlan::new(&spec.program, &spec.args, &spec.env, &spec.cwd)
+        .map_err(spawn_error)?;
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| spawn_error(e.into()))
+    };
+    let (stdin_rd, stdin_wr) = pipe()?;
+    let (stdout_rd, stdout_wr) = pipe()?;
+    let (stderr_rd, stderr_wr) = pipe()?;
+    let started = Instant::now();
+    let mut child = Launched::spawn(
+        &plan,
+        launch::ChildStdio {
+            stdin: stdin_rd,
+            stdout: stdout_wr,
+            stderr: stderr_wr,
+        },
+    )
+    .map_err(spawn_error)?;
     let input = spec.stdin.clone();
     std::thread::spawn(move || {
         // An agent that never reads its stdin is fine: ignore EPIPE.
-        let _ = stdin.write_all(&input);
+        let _ = std::fs::File::from(stdin_wr).write_all(&input);
     });
-    let stdout = capture(child.stdout.take().expect("stdout is piped"));
-    let stderr = capture(child.stderr.take().expect("stderr is piped"));
+    let stdout = capture(std::fs::File::from(stdout_rd));
+    let stderr = capture(std::fs::File::from(stderr_rd));
+    let mut owner = Owner::new(&mut child, &spec.run_id);
 
-    // A waiter thread reports the exit the moment it happens; this thread only wakes to
-    // scan the tree, check the deadline and notice an interrupt.
-    let (exit_tx, exit_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let exit = match child.wait() {
-            Ok(status) => match status.signal() {
-                Some(sig) => Exit::Signal(sig),
-                None => Exit::Code(status.code().unwrap_or(-1)),
-            },
-            Err(_) => Exit::Code(-1),
-        };
-        let _ = exit_tx.send(exit);
-    });
     // A deadline past what an Instant can hold is no deadline at all.
     let deadline = started
         .checked_add(spec.timeout)
         .unwrap_or(started + Duration::from_secs(86_400 * 365));
     let exit = loop {
-        let now = Instant::now();
         let wait = deadline
-            .saturating_duration_since(now)
+            .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(50));
-        match exit_rx.recv_timeout(wait) {
-            Ok(exit) => break exit,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break Exit::Code(-1),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        if let Some(exit) = owner.wait_exit(wait) {
+            break exit;
         }
         if Instant::now() >= deadline {
-            tree.sole = Active::sole();
-            tree.kill(spec.grace);
-            let _ = exit_rx.recv();
+            owner.stop(spec.grace);
             break Exit::TimedOut;
         }
         if let Some(sig) = interrupted() {
-            tree.sole = Active::sole();
-            tree.kill(spec.grace);
-            let _ = exit_rx.recv();
+            owner.stop(spec.grace);
             break Exit::Aborted(sig);
         }
-        tree.scan();
+        owner.scan();
     };
     let duration = started.elapsed();
 
     let leaked = match exit {
         Exit::Code(_) | Exit::Signal(_) => {
-            tree.sole = Active::sole();
-            let left: Vec<ProcId> = tree.leftovers();
-            let described: Vec<String> = left.iter().map(|p| ProcessTree::describe(*p)).collect();
+            let left = owner.leftovers();
             if !left.is_empty() {
-                tree.kill(spec.grace);
+                owner.stop(spec.grace);
             }
-            described
+            left
         }
         _ => Vec::new(),
     };
-    tree.reap_orphans();
+    owner.finish();
 
     let deadline = Instant::now() + Duration::from_millis(500);
     Ok(Outcome {
@@ -229,6 +171,137 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         stderr: stderr.finish(deadline),
         leaked,
     })
+}
+
+/// One run's hold on its processes: the init of its PID namespace, or the agent and the
+/// tree tracked around it.
+struct Owner<'a> {
+    child: &'a mut Launched,
+    /// Subreaper tier only.
+    tree: Option<ProcessTree>,
+    /// Namespace tier: whether the init reported processes alive beside the exited agent.
+    leftovers: bool,
+}
+
+impl<'a> Owner<'a> {
+    fn new(child: &'a mut Launched, run_id: &str) -> Owner<'a> {
+        let tree = (child.confinement == Confinement::Subreaper)
+            .then(|| ProcessTree::new(child.pid, run_id));
+        Owner {
+            child,
+            tree,
+            leftovers: false,
+        }
+    }
+
+    /// The agent's exit, if it happens within `wait`.
+    fn wait_exit(&mut self, wait: Duration) -> Option<Exit> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let ts = Timespec {
+            tv_sec: wait.as_secs() as i64,
+            tv_nsec: wait.subsec_nanos() as i64,
+        };
+        match self.child.confinement {
+            Confinement::PidNamespace { .. } => {
+                let ready = {
+                    let status = self.child.status_fd();
+                    let mut fds = [PollFd::new(&status, PollFlags::IN)];
+                    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+                };
+                if !ready {
+                    return None;
+                }
+                match self.child.read_record() {
+                    Some(launch::Record::Exited { status, leftovers }) => {
+                        self.leftovers = leftovers;
+                        Some(decode_wait_status(status))
+                    }
+                    // The init died without a word (killed from outside): so did the run.
+                    _ => Some(
+                        self.child
+                            .peek_exit()
+                            .unwrap_or(Exit::Signal(libc::SIGKILL)),
+                    ),
+                }
+            }
+            Confinement::Subreaper => {
+                if !self.child.ended(wait) {
+                    return None;
+                }
+                self.child.peek_exit()
+            }
+        }
+    }
+
+    fn scan(&mut self) {
+        if let Some(tree) = &mut self.tree {
+            tree.scan();
+        }
+    }
+
+    /// What the agent left running after it exited, described for the report.
+    fn leftovers(&mut self) -> Vec<String> {
+        let pids: Vec<ProcId> = match &mut self.tree {
+            Some(tree) => tree.leftovers(),
+            None if self.leftovers => {
+                let Some(ns) = launch::pid_namespace_of(self.child.pid) else {
+                    return Vec::new();
+                };
+                launch::namespace_members(&ns, self.child.pid)
+                    .into_iter()
+                    .map(|pid| ProcId { pid, start: 0 })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        pids.iter().map(|p| ProcessTree::describe(*p)).collect()
+    }
+
+    /// Stops every process of the run: SIGTERM, up to `grace`, then SIGKILL.
+    fn stop(&mut self, grace: Duration) {
+        use rustix::process::Signal;
+        match &mut self.tree {
+            Some(tree) => {
+                tree.kill(grace);
+            }
+            None => {
+                // The init forwards SIGTERM to its whole namespace; asked again now and
+                // then, so processes forked meanwhile get it too.
+                let until = Instant::now() + grace;
+                loop {
+                    self.child.signal(Signal::TERM);
+                    let left = until.saturating_duration_since(Instant::now());
+                    if self.child.ended(left.min(Duration::from_millis(100))) {
+                        return;
+                    }
+                    if left.is_zero() {
+                        break;
+                    }
+                }
+                // The init's death makes the kernel kill everything in its namespace.
+                self.child.signal(Signal::KILL);
+                self.child.ended(Duration::from_secs(10));
+            }
+        }
+    }
+
+    /// Reaps the agent (or its init), last: until now its pid was pinned.
+    fn finish(&mut self) {
+        if let Some(tree) = &self.tree {
+            tree.reap_orphans();
+        }
+        self.child.reap();
+    }
+}
+
+fn decode_wait_status(status: i32) -> Exit {
+    if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else if libc::WIFEXITED(status) {
+        Exit::Code(libc::WEXITSTATUS(status))
+    } else {
+        Exit::Code(-1)
+    }
 }
 
 struct Capture {

@@ -3,11 +3,17 @@
 //! A process group is not enough: a grandchild that calls `setsid` leaves it, and when its
 //! parent exits it is re-parented away from the agent. The harness therefore makes itself
 //! a child subreaper (orphans are re-parented to it, not to init) and tracks the tree by
-//! scanning `/proc`: a process belongs to the run when its parent belongs to it, when it is
-//! in the agent's process group, or when it is an orphan of ours whose environment still
-//! carries this run's `AGENT_REPLAY_RUN_ID` (or any orphan at all, when this agent is the
-//! harness's only child). Entries are (pid, start time) pairs so a
-//! recycled pid is never mistaken for a member.
+//! scanning `/proc`: a process belongs to the run when its parent belongs to it (ancestry
+//! recorded by an earlier scan survives re-parenting), when it is in the agent's process
+//! group, or when it is an orphan of ours whose environment still carries this run's
+//! `AGENT_REPLAY_RUN_ID`. Nothing else is taken: another job's agent is never guessed to be
+//! ours. Entries are (pid, start time) pairs, signals go through a pidfd opened and checked
+//! against that start time, and the agent stays unreaped until the last sweep, so its pid
+//! and process group id cannot be recycled while they are used.
+//!
+//! This is the fallback for kernels that refuse PID namespaces ([`super::launch`]); its
+//! one limit is an orphan that leaves the group and the environment before the first scan
+//! sees it: it is not attributed to any run, and the harness kills it when it exits.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -67,10 +73,6 @@ pub struct ProcessTree {
     marker: Vec<u8>,
     members: HashSet<ProcId>,
     me: i32,
-    /// Set when this run's agent is the only child process the harness is running: every
-    /// orphan re-parented to the harness is then this run's, even one that left the
-    /// process group, the session and the environment before a scan saw it.
-    pub sole: bool,
 }
 
 impl ProcessTree {
@@ -85,7 +87,6 @@ impl ProcessTree {
             marker: format!("AGENT_REPLAY_RUN_ID={run_id}").into_bytes(),
             members: HashSet::from([root]),
             me: std::process::id() as i32,
-            sole: false,
         }
     }
 
@@ -111,7 +112,7 @@ impl ProcessTree {
                 }
                 let belongs = live.contains(&st.ppid)
                     || st.pgid == self.root.pid
-                    || (st.ppid == self.me && (self.sole || environ_has(pid, &self.marker)));
+                    || (st.ppid == self.me && environ_has(pid, &self.marker));
                 if belongs {
                     live.insert(pid);
                 }
@@ -176,26 +177,42 @@ impl ProcessTree {
         first
     }
 
+    /// Signals each process through a pidfd that is checked to still name the process
+    /// the scan saw (same start time), so a recycled pid is never signalled.
     fn signal_all(&self, procs: &[ProcId], sig: i32) {
-        // SAFETY: kill(2) with a pid we observed in this run's tree; the start-time check in
-        // `scan` guards against recycled pids between observation and signal.
-        unsafe {
-            libc::kill(-self.root.pid, sig);
-            for p in procs {
-                libc::kill(p.pid, sig);
+        use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+        let Some(sig) = Signal::from_named_raw(sig) else {
+            return;
+        };
+        for p in procs {
+            let Some(pid) = Pid::from_raw(p.pid) else {
+                continue;
+            };
+            let Ok(fd) = pidfd_open(pid, PidfdFlags::empty()) else {
+                continue;
+            };
+            if read_stat(p.pid).is_some_and(|s| s.start == p.start) {
+                let _ = pidfd_send_signal(&fd, sig);
             }
         }
     }
 
-    /// Reaps members re-parented to the harness (the agent itself is reaped by its Child).
+    /// Reaps members re-parented to the harness (the agent itself is reaped by the runner,
+    /// last).
     pub fn reap_orphans(&self) {
         for m in &self.members {
             if m.pid == self.root.pid {
                 continue;
             }
-            // SAFETY: waitpid on a specific pid never touches other children.
-            unsafe {
-                libc::waitpid(m.pid, std::ptr::null_mut(), libc::WNOHANG);
+            // Only our own zombie child with the start time we recorded: the pid of a member
+            // reaped elsewhere may already belong to another run's agent.
+            let ours = read_stat(m.pid)
+                .is_some_and(|s| s.zombie && s.ppid == self.me && s.start == m.start);
+            if ours {
+                // SAFETY: waitpid on a zombie child of ours; nobody else reaps it.
+                unsafe {
+                    libc::waitpid(m.pid, std::ptr::null_mut(), libc::WNOHANG);
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use std::fmt::Write;
 
-/// `    PASS [   0.041s] suite/case`
+/// `    PASS [   0.041s] suite/case`, and under `--repeat` `  [3 runs: 3 passed]`
 pub fn line(r: &FixtureResult) -> String {
     let label = match r.verdict {
         Verdict::Passed => "PASS",
@@ -24,8 +24,13 @@ pub fn line(r: &FixtureResult) -> String {
             format!("  ({})", codes.join(", "))
         }
     };
+    let repeats = r
+        .repeats
+        .as_ref()
+        .map(|x| format!("  [{x}]"))
+        .unwrap_or_default();
     format!(
-        "{label:>12} [{:>8.3}s] {}{first}",
+        "{label:>12} [{:>8.3}s] {}{first}{repeats}",
         r.duration_ms as f64 / 1000.0,
         r.id
     )
@@ -84,12 +89,19 @@ pub fn details(results: &[FixtureResult]) -> String {
     out
 }
 
+/// Counts fixtures, not runs (rule 48); under `--repeat` the runs are added in brackets.
 pub fn summary(results: &[FixtureResult], seconds: f64) -> String {
     let s = Summary::of(results);
     let ran = s.total - s.skipped;
+    let runs: Option<u32> = results
+        .iter()
+        .filter_map(|r| r.repeats.as_ref().map(|x| x.runs))
+        .reduce(|a, b| a + b);
     format!(
-        "\nsummary: {ran} fixture{} run in {seconds:.2}s: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped\n",
+        "\nsummary: {ran} fixture{} run in {seconds:.2}s{}: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped\n",
         if ran == 1 { "" } else { "s" },
+        runs.map(|n| format!(" ({n} run{})", if n == 1 { "" } else { "s" }))
+            .unwrap_or_default(),
         s.passed,
         s.failed,
         s.blocked,

@@ -1,6 +1,7 @@
 //! The `--json` report (§5): `agent-replay/report@1`.
 
 use super::Summary;
+use crate::repeat::Repeats;
 use crate::runner::FixtureResult;
 use crate::verdict::{Reason, Verdict};
 use schemars::JsonSchema;
@@ -24,6 +25,10 @@ pub struct FixtureEntry {
     pub duration_ms: u64,
     pub tool_calls: u64,
     pub reasons: Vec<Reason>,
+    /// Only under `--repeat` (rule 48): the fixture's runs and their verdicts. Absent for
+    /// a skipped fixture, which never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
 }
 
 impl Report {
@@ -41,6 +46,7 @@ impl Report {
                     duration_ms: r.duration_ms,
                     tool_calls: r.tool_calls,
                     reasons: r.reasons.clone(),
+                    repeats: r.repeats.clone(),
                 })
                 .collect(),
         }

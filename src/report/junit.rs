@@ -1,7 +1,8 @@
 //! The `--junit` report: a testcase per fixture, an element per reason (§10 rule 17).
 //!
 //! Written by hand: JUnit allows several `<failure>` elements in one testcase, which is
-//! how every reason of a run is listed, and few lines of escaping do the rest.
+//! how every reason of a run is listed, and few lines of escaping do the rest. Under
+//! `--repeat` a testcase carries `repeat.runs` and `repeat.<verdict>` properties.
 
 use super::Summary;
 use crate::runner::FixtureResult;
@@ -37,6 +38,25 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
             _ => None,
         };
         let mut body = String::new();
+        // Under `--repeat`, the counts as properties (first, as the schema orders them)
+        // and in `<system-out>`.
+        let mut system_out: Vec<String> = Vec::new();
+        if let Some(repeats) = &r.repeats {
+            let _ = writeln!(body, "      <properties>");
+            let _ = writeln!(
+                body,
+                "        <property name=\"repeat.runs\" value=\"{}\"/>",
+                repeats.runs
+            );
+            for (verdict, n) in repeats.verdicts.nonzero() {
+                let _ = writeln!(
+                    body,
+                    "        <property name=\"repeat.{verdict}\" value=\"{n}\"/>"
+                );
+            }
+            let _ = writeln!(body, "      </properties>");
+            system_out.push(format!("repeats: {repeats}"));
+        }
         match (r.verdict, element) {
             (_, Some(el)) => {
                 for reason in &r.reasons {
@@ -61,18 +81,20 @@ pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
                 let _ = writeln!(body, "      <skipped message=\"{}\"/>", escape(msg));
             }
             (Verdict::Degraded, _) => {
-                let warnings: Vec<String> = r
-                    .reasons
-                    .iter()
-                    .map(|x| format!("warning: {}: {}", x.code, x.message))
-                    .collect();
-                let _ = writeln!(
-                    body,
-                    "      <system-out>{}</system-out>",
-                    escape(&warnings.join("\n"))
+                system_out.extend(
+                    r.reasons
+                        .iter()
+                        .map(|x| format!("warning: {}: {}", x.code, x.message)),
                 );
             }
             _ => {}
+        }
+        if !system_out.is_empty() {
+            let _ = writeln!(
+                body,
+                "      <system-out>{}</system-out>",
+                escape(&system_out.join("\n"))
+            );
         }
         if body.is_empty() {
             out.push_str("/>\n");

@@ -4,7 +4,11 @@
 //! `HOME`, the gateway socket and a read-only copy of input.json. Only the workspace is the
 //! agent's: the rest lives beside it so nothing the harness creates counts as a mutation.
 //! [`Snapshot`] hashes every file (and symlink target) before and after the run; the diff
-//! is what the `mutations` check judges. Symlinks are never followed.
+//! is what the `mutations` check judges. Symlinks are never followed: the copy keeps each
+//! link as a link, and refuses one that leads out of the workspace ([`links`]); loading
+//! the fixture has refused those already.
+
+pub mod links;
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -32,8 +36,16 @@ impl Sandbox {
         let home = base.join("home");
         std::fs::create_dir(&workspace)?;
         std::fs::create_dir(&home)?;
-        if template.is_dir() {
-            copy_tree(template, &workspace)?;
+        match std::fs::symlink_metadata(template) {
+            Ok(m) if m.file_type().is_dir() => copy_tree(template, &workspace)?,
+            // Not followed (the loader refuses it already).
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is a symlink; it is not copied", template.display()),
+                ))
+            }
+            _ => {}
         }
         let input_copy = base.join("input.json");
         std::fs::write(&input_copy, input_bytes)?;
@@ -51,10 +63,14 @@ impl Sandbox {
 }
 
 impl Drop for Sandbox {
-    /// An agent may leave directories it cannot be cleaned out of (`chmod 000`): give
-    /// them back their permissions so the run directory is removed, not leaked.
+    /// An agent may leave directories it cannot be cleaned out of (`chmod 000`): when the
+    /// first removal fails, give them back their permissions so the run directory is
+    /// removed, not leaked. (The common case pays for one removal, not an extra walk.)
     fn drop(&mut self) {
         use std::os::unix::fs::PermissionsExt;
+        if std::fs::remove_dir_all(&self.workspace).is_ok() {
+            return;
+        }
         let _ = std::fs::set_permissions(&self.workspace, std::fs::Permissions::from_mode(0o700));
         for entry in walkdir::WalkDir::new(&self.workspace)
             .follow_links(false)
@@ -112,6 +128,14 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         if ft.is_dir() {
             std::fs::create_dir_all(&dest)?;
         } else if ft.is_symlink() {
+            // Checked again here, so no caller can copy a way out into a run.
+            let rel_str = rel_string(rel);
+            if links::classify(from, &rel_str)? != links::LinkTarget::Inside {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("workspace symlink `{rel_str}` leads outside the workspace; it is not copied"),
+                ));
+            }
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
         } else {
             std::fs::copy(entry.path(), &dest)?;
@@ -331,6 +355,30 @@ mod tests {
         assert!(resolve_inside(root, "../x").is_none());
         assert!(resolve_inside(root, "/etc/passwd").is_none());
         assert!(resolve_inside(root, "out/passwd").is_none());
+    }
+
+    #[test]
+    fn the_copy_keeps_links_inside_as_links_and_refuses_links_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("workspace");
+        std::fs::create_dir_all(template.join("data")).unwrap();
+        std::fs::write(template.join("data/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink("data/a.txt", template.join("link")).unwrap();
+        let sandbox = Sandbox::create(&template, b"{}").unwrap();
+        let link = sandbox.workspace.join("link");
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("data/a.txt"));
+        std::fs::write(&link, "changed").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(template.join("data/a.txt")).unwrap(),
+            "a"
+        );
+
+        std::os::unix::fs::symlink("../outside", template.join("out")).unwrap();
+        let err = Sandbox::create(&template, b"{}").err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let linked = dir.path().join("linked_workspace");
+        std::os::unix::fs::symlink(&template, &linked).unwrap();
+        assert!(Sandbox::create(&linked, b"{}").is_err());
     }
 
     #[test]

@@ -12,4 +12,6 @@ mod generate;
 mod ledger;
 mod process;
 mod reasons;
+mod repeat;
 mod reports;
+mod symlinks;

@@ -1,6 +1,6 @@
 //! The agent's process tree: timeouts, escaped grandchildren, crashes, output floods.
 
-use crate::project::{process_running, TestProject};
+use crate::project::{process_running, rust_agent, TestProject};
 use serde_json::json;
 
 #[test]
@@ -283,15 +283,123 @@ fn an_agent_that_removes_the_gateway_socket_cannot_hang_the_harness() {
     );
 }
 
+/// Whether agents run in their own PID namespace on this machine (the tier the harness
+/// picks, probed the same way).
+fn pid_namespaces() -> bool {
+    matches!(
+        agent_replay::process::launch::Confinement::get(),
+        agent_replay::process::launch::Confinement::PidNamespace { .. }
+    )
+}
+
 #[test]
-fn an_orphan_that_clears_its_environment_is_still_caught_with_one_job() {
+fn an_orphan_that_clears_its_environment_is_still_caught_beside_other_jobs() {
+    if !pid_namespaces() {
+        // Without a PID namespace nothing ties such an orphan to its run (the harness kills
+        // it when it exits); the README says so.
+        eprintln!("skipped: this kernel refuses PID namespaces");
+        return;
+    }
     let p = TestProject::new();
     p.script_fixture("env_i", json!([]), json!({"exit_code": 0}), json!([]));
+    p.script_fixture(
+        "busy",
+        json!([{"sleep_ms": 300}, {"close": "succeeded"}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
     // setsid + env -i: no process group, no session, no marker in the environment.
-    let run = p.run(&[
-        "--agent",
-        "rust=sh -c '(setsid env -i sleep 4248 &); exit 0'",
-    ]);
+    let agent = format!(
+        "rust=sh -c 'if [ \"$AGENT_REPLAY_FIXTURE\" = env_i ]; then (setsid env -i sleep 4248 &); exit 0; fi; exec {}'",
+        rust_agent().display()
+    );
+    let out = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--json",
+            "report.json",
+            "--jobs",
+            "2",
+            "--agent",
+            &agent,
+        ])
+        .output();
+    let run = crate::project::RunOutput::read(out, p.path());
     assert_eq!(run.codes("env_i"), ["leaked_process"], "{}", run.out.stdout);
+    assert_eq!(run.verdict("busy"), "passed", "{}", run.out.stdout);
     assert!(!process_running("sleep 4248"));
+}
+
+/// The bug this pins: one job's leak sweep took another job's freshly started agent for its
+/// own orphan and killed it. Many short runs at once, some leaking a daemon each: every
+/// verdict must be the fixture's own, every leak must name the fixture's own process.
+#[test]
+fn verdicts_do_not_change_under_load() {
+    let p = TestProject::new();
+    let call = json!({"call": "echo", "arguments": {"q": "ping"}});
+    let echo = json!([{"id": "c1", "tool": "echo", "effect": "read", "arguments": {"q": "ping"},
+                       "repeat": true, "result": {"content": [{"type": "text", "text": "pong"}]}}]);
+    let n = 90;
+    for i in 0..n {
+        let script = match i % 3 {
+            0 => json!([call, call, call, {"close": "succeeded"}]),
+            1 => json!([call, {"escape": 4300 + i}, {"close": "succeeded"}]),
+            _ => json!([{"sleep_ms": 20}, call, {"close": "succeeded"}]),
+        };
+        p.script_fixture(
+            &format!("f{i:03}"),
+            script,
+            json!({"status": ["succeeded"], "exit_code": 0, "tools": {"required": ["echo"]}}),
+            echo.clone(),
+        );
+    }
+    for round in 0..2 {
+        let out = p
+            .cmd()
+            .args(&[
+                "run",
+                "fixtures",
+                "--json",
+                "report.json",
+                "--jobs",
+                "8",
+                "--grace",
+                "300ms",
+            ])
+            .output();
+        let run = crate::project::RunOutput::read(out, p.path());
+        for i in 0..n {
+            let id = format!("f{i:03}");
+            if i % 3 == 1 {
+                assert_eq!(
+                    run.codes(&id),
+                    ["leaked_process"],
+                    "round {round} {id}: {}",
+                    run.out.stdout
+                );
+                let message = run.reason(&id, "leaked_process")["message"].to_string();
+                assert!(
+                    message.contains(&format!("sleep {}", 4300 + i))
+                        && message.matches("pid ").count() == 1,
+                    "round {round} {id} names another run's process: {message}"
+                );
+            } else {
+                assert_eq!(
+                    run.verdict(&id),
+                    "passed",
+                    "round {round} {id}: {}",
+                    run.out.stdout
+                );
+            }
+        }
+        for i in (1..n).step_by(3) {
+            assert!(
+                !process_running(&format!("sleep {}", 4300 + i)),
+                "round {round}: sleep {} survived",
+                4300 + i
+            );
+        }
+    }
 }

@@ -129,11 +129,7 @@ impl TestProject {
         let mut args = vec!["run", "fixtures", "--json", "report.json", "--jobs", "1"];
         args.extend_from_slice(extra);
         let out = self.cmd().args(&args).output();
-        let report = std::fs::read_to_string(self.path().join("report.json"))
-            .ok()
-            .map(|s| serde_json::from_str(&s).expect("report is JSON"));
-        let _ = std::fs::remove_file(self.path().join("report.json"));
-        RunOutput { out, report }
+        RunOutput::read(out, self.path())
     }
 }
 
@@ -210,6 +206,15 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// The output of a `run … --json report.json` in `dir`, with its report (removed).
+    pub fn read(out: Output, dir: &Path) -> RunOutput {
+        let report = std::fs::read_to_string(dir.join("report.json"))
+            .ok()
+            .map(|s| serde_json::from_str(&s).expect("report is JSON"));
+        let _ = std::fs::remove_file(dir.join("report.json"));
+        RunOutput { out, report }
+    }
+
     pub fn report(&self) -> &Value {
         self.report.as_ref().unwrap_or_else(|| {
             panic!(

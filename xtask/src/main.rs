@@ -1,6 +1,7 @@
-//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`.
+//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`.
 
 mod bench;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
         Some("bench") => bench::run(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick]".to_string()),
+        Some("soak") => soak::run(&args[1..]),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -19,6 +21,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Builds the release binary and the `rust_agent` example; returns `target/release`.
+fn build_release() -> Result<PathBuf, String> {
+    let root = repo_root();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "agent-replay",
+            "--example",
+            "rust_agent",
+        ])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    Ok(root.join("target/release"))
 }
 
 fn repo_root() -> PathBuf {
