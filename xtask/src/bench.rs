@@ -39,6 +39,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err("cargo build --release failed".into());
     }
     let target = root.join("target/release");
+    if args.first().map(String::as_str) == Some("cassette") {
+        return super::bench_cassette::run(&target, quick);
+    }
     let fixtures = if quick { 30 } else { 300 };
     let calls = if quick { 2_000 } else { 20_000 };
     println!(
@@ -48,7 +51,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     spawn_overhead(&target, fixtures)?;
     round_trip(calls)?;
     cassette_scaling(calls);
-    Ok(())
+    super::bench_cassette::run(&target, quick)
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {

@@ -1,6 +1,7 @@
 //! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`.
 
 mod bench;
+mod bench_cassette;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ fn main() -> ExitCode {
         Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
     };
     match result {
