@@ -243,23 +243,76 @@ pub fn minify(text: &str) -> String {
 
 /// Whether [`minify`] would change `text`: whitespace between its tokens.
 pub fn has_whitespace(text: &str) -> bool {
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
+    scan(text).whitespace
+}
+
+/// What one pass over a JSON text that is known to be well-formed finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// Whitespace between tokens.
+    pub whitespace: bool,
+    /// Something only a full parse can judge: a `\u` escape of a surrogate (a lone one is
+    /// refused), or a number with an exponent or over 300 digits (it may exceed f64).
+    pub needs_parse: bool,
+}
+
+/// Scans a well-formed JSON text (as a [`serde_json::value::RawValue`] holds) for
+/// whitespace and for what [`Checked`] must look at; everything else in it is already
+/// as valid as a parse into a [`Value`] would require.
+pub fn scan(text: &str) -> Scan {
+    let bytes = text.as_bytes();
+    let mut out = Scan {
+        whitespace: false,
+        needs_parse: false,
+    };
+    let (mut in_string, mut digits) = (false, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
         if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+            match b {
+                b'\\' => {
+                    // `\uD800`–`\uDFFF`: a surrogate, valid only in a pair.
+                    if bytes.get(i + 1) == Some(&b'u')
+                        && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
+                        && matches!(
+                            bytes.get(i + 3),
+                            Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                        )
+                    {
+                        out.needs_parse = true;
+                    }
+                    i += 1;
+                }
+                b'"' => in_string = false,
+                _ => {}
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            return true;
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b' ' | b'\n' | b'\r' | b'\t' => out.whitespace = true,
+                b'0'..=b'9' => {
+                    digits += 1;
+                    if digits > 300 {
+                        out.needs_parse = true;
+                    }
+                }
+                // Outside strings an `e` follows a digit only as an exponent (`true` and
+                // `false` follow letters).
+                b'e' | b'E' if i > 0 && bytes[i - 1].is_ascii_digit() => out.needs_parse = true,
+                b'.' | b'-' | b'+' => {}
+                _ => digits = 0,
+            }
+            if !b.is_ascii_digit() && b != b'.' {
+                digits = 0;
+            }
         }
+        if out.whitespace && out.needs_parse {
+            break;
+        }
+        i += 1;
     }
-    false
+    out
 }
 
 /// Deserializing into `Checked` reads a JSON value as strictly as a parse into a [`Value`]
@@ -537,6 +590,34 @@ mod tests {
             assert_eq!(from_text, from_value, "{text}");
         }
         assert!(canonical_hash_of_text(r#"{"s":"\ud800"}"#, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn scan_finds_whitespace_and_what_only_a_parse_can_judge() {
+        let cases = [
+            (r#"{"a":1}"#, false, false),
+            (r#"{"a": 1}"#, true, false),
+            (r#"{"a b":"x\" y"}"#, false, false),
+            (r#"{"t":true,"f":false,"n":null}"#, false, false),
+            (r#"{"n":1.5e3}"#, false, true),
+            (r#"{"n":2E-9}"#, false, true),
+            (r#"{"s":"\ud83d\ude00"}"#, false, true),
+            (r#"{"s":"\u00e9 \\ude00"}"#, false, false),
+            (r#"{"s":"e1"}"#, false, false),
+        ];
+        for (text, whitespace, needs_parse) in cases {
+            assert_eq!(
+                scan(text),
+                Scan {
+                    whitespace,
+                    needs_parse
+                },
+                "{text}"
+            );
+        }
+        let long = format!("[{}]", "9".repeat(301));
+        assert!(scan(&long).needs_parse);
+        assert!(!scan(&format!("[{}.5]", "9".repeat(200))).needs_parse);
     }
 
     #[test]
