@@ -7,29 +7,43 @@
 //! 6. P6: peak RSS of `run` on 100 trivial fixtures against 3,000 (1,000 with `--quick`):
 //!    memory should stay flat as the suite grows.
 //!
-//! Everything is generated into a temp dir: no big file is committed.
+//! Everything is generated into a temp dir: no big file is committed. To compare with
+//! another build, point `AGENT_REPLAY_BENCH_BIN` at its `agent-replay` binary.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn run(target: &Path, quick: bool) -> Result<(), String> {
     let reps = if quick { 3 } else { 7 };
-    cassette_run(target, 100_000, reps)?;
-    suite_memory(target, if quick { 1_000 } else { 3_000 })
+    let binary = std::env::var_os("AGENT_REPLAY_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("agent-replay"));
+    println!("\nagent-replay binary: {}", binary.display());
+    cassette_run(target, &binary, 100_000, reps)?;
+    suite_memory(target, &binary, if quick { 1_000 } else { 3_000 })
 }
 
 /// The hidden xtask command that runs one measured child: `xtask __measure DIR PROGRAM ARGS…`.
 pub const MEASURE: &str = "__measure";
 
-/// Wall time and peak RSS (KiB) of `program args` run in `cwd`; fails unless it exits 0.
+/// One measured run of the `agent-replay` process.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    /// User + system CPU time: less disturbed than wall time by other work on the machine.
+    cpu: Duration,
+    max_rss_kib: i64,
+}
+
+/// Wall and CPU time and peak RSS of `program args` run in `cwd`; fails unless it exits 0.
 ///
 /// The child is started by a fresh, small xtask process: Linux folds the peak RSS of the
 /// image a process replaces at exec into its `ru_maxrss`, and a child spawned straight from
 /// this process (vfork) would be charged with this one's peak, the generated cassette and
 /// all.
-fn measure(program: &Path, args: &[&str], cwd: &Path) -> Result<(Duration, i64), String> {
+fn measure(program: &Path, args: &[&str], cwd: &Path) -> Result<Sample, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
         .arg(MEASURE)
@@ -46,8 +60,12 @@ fn measure(program: &Path, args: &[&str], cwd: &Path) -> Result<(Duration, i64),
         .filter_map(|f| f.parse().ok())
         .collect();
     match fields[..] {
-        [nanos, max_rss_kib, 0] => Ok((Duration::from_nanos(nanos as u64), max_rss_kib)),
-        [_, _, status] => Err(format!(
+        [wall, cpu, max_rss_kib, 0] => Ok(Sample {
+            wall: Duration::from_nanos(wall as u64),
+            cpu: Duration::from_nanos(cpu as u64),
+            max_rss_kib,
+        }),
+        [_, _, _, status] => Err(format!(
             "`{} {}` in {} failed with wait status {status}",
             program.display(),
             args.join(" "),
@@ -58,7 +76,7 @@ fn measure(program: &Path, args: &[&str], cwd: &Path) -> Result<(Duration, i64),
 }
 
 /// `xtask __measure DIR PROGRAM ARGS…`: runs PROGRAM in DIR with its output discarded and
-/// prints `<wall ns> <peak RSS KiB> <wait status>` of it (from `wait4`).
+/// prints `<wall ns> <user+sys CPU ns> <peak RSS KiB> <wait status>` of it (from `wait4`).
 pub fn measure_child(args: &[String]) -> Result<(), String> {
     let [cwd, program, rest @ ..] = args else {
         return Err(format!("usage: xtask {MEASURE} DIR PROGRAM [ARGS...]"));
@@ -75,18 +93,21 @@ pub fn measure_child(args: &[String]) -> Result<(), String> {
     let pid = child.id() as i32;
     // SAFETY: wait4 on the pid we spawned, with a zeroed rusage to fill. RUSAGE_CHILDREN
     // would mix in other children; wait4 gives this one's own peak.
-    let (status, max_rss_kib) = unsafe {
+    let (status, usage) = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         let mut status = 0;
         if libc::wait4(pid, &mut status, 0, &mut usage) != pid {
             return Err(format!("wait4: {}", std::io::Error::last_os_error()));
         }
-        (status, usage.ru_maxrss)
+        (status, usage)
     };
     let elapsed = t.elapsed();
     // Reaped by wait4: the Child must not wait again.
     std::mem::forget(child);
-    println!("{} {max_rss_kib} {status}", elapsed.as_nanos());
+    // time_t and suseconds_t are i64 on the 64-bit Linux this bench runs on.
+    let nanos = |t: libc::timeval| t.tv_sec * 1_000_000_000 + t.tv_usec * 1_000;
+    let cpu = nanos(usage.ru_utime) + nanos(usage.ru_stime);
+    println!("{} {cpu} {} {status}", elapsed.as_nanos(), usage.ru_maxrss);
     Ok(())
 }
 
@@ -181,15 +202,14 @@ fn big_fixture(dir: &Path, n: usize) -> Result<u64, String> {
     Ok(text.len() as u64)
 }
 
-fn cassette_run(target: &Path, n: usize, reps: usize) -> Result<(), String> {
+fn cassette_run(target: &Path, binary: &Path, n: usize, reps: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     project(dir.path(), target)?;
     let bytes = big_fixture(&dir.path().join("big/f"), n)?;
     big_fixture(&dir.path().join("small/f"), 10)?;
-    let binary = target.join("agent-replay");
     let run = |suite: &str| {
         measure(
-            &binary,
+            binary,
             &["run", suite, "--jobs", "1", "--ledger", "ledger.jsonl"],
             dir.path(),
         )
@@ -200,8 +220,9 @@ fn cassette_run(target: &Path, n: usize, reps: usize) -> Result<(), String> {
         small.push(run("small")?);
         big.push(run("big")?);
     }
-    let time = |xs: &[(Duration, i64)]| median(xs.iter().map(|x| x.0).collect());
-    let rss = |xs: &[(Duration, i64)]| median(xs.iter().map(|x| x.1).collect());
+    let wall = |xs: &[Sample]| median(xs.iter().map(|x| x.wall).collect());
+    let cpu = |xs: &[Sample]| median(xs.iter().map(|x| x.cpu).collect());
+    let rss = |xs: &[Sample]| median(xs.iter().map(|x| x.max_rss_kib).collect());
     // The error path: a typo in the last of the recordings is still named by its pointer.
     let bad = dir.path().join("bad/f");
     big_fixture(&bad, n)?;
@@ -215,7 +236,7 @@ fn cassette_run(target: &Path, n: usize, reps: usize) -> Result<(), String> {
         &format!(r#"{},"typo":1{}"#, &text[..cut], &text[cut..]),
     )?;
     let t = Instant::now();
-    let out = Command::new(&binary)
+    let out = Command::new(binary)
         .args(["check", "bad"])
         .current_dir(dir.path())
         .output()
@@ -229,28 +250,37 @@ fn cassette_run(target: &Path, n: usize, reps: usize) -> Result<(), String> {
             "`agent-replay check` of a bad cassette did not name {pointer}:\n{stdout}{stderr}"
         ));
     }
-    let (ts, tb) = (time(&small), time(&big));
+    let (ws, wb) = (wall(&small), wall(&big));
+    let (cs, cb) = (cpu(&small), cpu(&big));
     let (rs, rb) = (rss(&small), rss(&big));
     println!("\nP4: one fixture, one call, whole `agent-replay run` (median of {reps}, --jobs 1)");
     println!(
         "  cassette of {n} interactions: {:.1} MB",
         bytes as f64 / 1e6
     );
+    println!("                                   wall        CPU   peak RSS");
     println!(
-        "  10 interactions             {:>9.1} ms  {:>7.1} MiB peak RSS",
-        ms(ts),
+        "  10 interactions             {:>7.1} ms {:>7.1} ms {:>6.1} MiB",
+        ms(ws),
+        ms(cs),
         mib(rs)
     );
     println!(
-        "  {n} interactions        {:>9.1} ms  {:>7.1} MiB peak RSS",
-        ms(tb),
+        "  {n} interactions        {:>7.1} ms {:>7.1} ms {:>6.1} MiB",
+        ms(wb),
+        ms(cb),
         mib(rb)
     );
     println!(
-        "  ratio                       {:>9.2}x  {:>7.2}x   (+{:.1} ms, +{:.1} MiB)",
-        tb.as_secs_f64() / ts.as_secs_f64().max(1e-9),
+        "  ratio                       {:>8.2}x {:>8.2}x {:>7.2}x",
+        ratio(wb, ws),
+        ratio(cb, cs),
         rb as f64 / rs.max(1) as f64,
-        ms(tb.saturating_sub(ts)),
+    );
+    println!(
+        "  difference                  {:>+7.1} ms {:>+7.1} ms {:>+6.1} MiB",
+        ms(wb) - ms(ws),
+        ms(cb) - ms(cs),
         mib(rb - rs)
     );
     println!(
@@ -280,22 +310,29 @@ fn trivial_suite(dir: &Path, n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn suite_memory(target: &Path, large: usize) -> Result<(), String> {
+fn suite_memory(target: &Path, binary: &Path, large: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     project(dir.path(), target)?;
     let small = 100;
     trivial_suite(&dir.path().join("small"), small)?;
     trivial_suite(&dir.path().join("large"), large)?;
-    let binary = target.join("agent-replay");
     let run = |suite: &str| {
         measure(
-            &binary,
+            binary,
             &["run", suite, "--ledger", "ledger.jsonl"],
             dir.path(),
         )
     };
-    let (ts, rs) = run("small")?;
-    let (tl, rl) = run("large")?;
+    let Sample {
+        wall: ts,
+        max_rss_kib: rs,
+        ..
+    } = run("small")?;
+    let Sample {
+        wall: tl,
+        max_rss_kib: rl,
+        ..
+    } = run("large")?;
     println!("\nP6: peak RSS of `agent-replay run` as the suite grows (default --jobs)");
     println!(
         "  {small} fixtures                {:>7.1} MiB  ({:.2} s)",
@@ -313,6 +350,10 @@ fn suite_memory(target: &Path, large: usize) -> Result<(), String> {
         (rl - rs) as f64 * 1024.0 / (large - small) as f64
     );
     Ok(())
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }
 
 fn ms(d: Duration) -> f64 {
