@@ -265,13 +265,19 @@ pub fn scan(text: &str) -> Scan {
         whitespace: false,
         needs_parse: false,
     };
-    let (mut in_string, mut digits) = (false, 0usize);
+    let mut digits = 0usize;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => {
+        match bytes[i] {
+            b'"' => {
+                digits = 0;
+                i += 1;
+                // Most bytes are inside strings: skip to the next quote or backslash.
+                while let Some(at) = bytes[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    i += at;
+                    if bytes[i] == b'"' {
+                        break;
+                    }
                     // `\uD800`–`\uDFFF`: a surrogate, valid only in a pair.
                     if bytes.get(i + 1) == Some(&b'u')
                         && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
@@ -282,33 +288,29 @@ pub fn scan(text: &str) -> Scan {
                     {
                         out.needs_parse = true;
                     }
-                    i += 1;
+                    i += 2;
                 }
-                b'"' => in_string = false,
-                _ => {}
             }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b' ' | b'\n' | b'\r' | b'\t' => out.whitespace = true,
-                b'0'..=b'9' => {
-                    digits += 1;
-                    if digits > 300 {
-                        out.needs_parse = true;
-                    }
-                }
-                // Outside strings an `e` follows a digit only as an exponent (`true` and
-                // `false` follow letters).
-                b'e' | b'E' if i > 0 && bytes[i - 1].is_ascii_digit() => out.needs_parse = true,
-                b'.' | b'-' | b'+' => {}
-                _ => digits = 0,
-            }
-            if !b.is_ascii_digit() && b != b'.' {
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                out.whitespace = true;
                 digits = 0;
             }
-        }
-        if out.whitespace && out.needs_parse {
-            break;
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits > 300 {
+                    out.needs_parse = true;
+                }
+            }
+            b'.' => {}
+            // Outside strings an `e` follows a digit only as an exponent (`true` and
+            // `false` follow letters).
+            b'e' | b'E' => {
+                if i > 0 && bytes[i - 1].is_ascii_digit() {
+                    out.needs_parse = true;
+                }
+                digits = 0;
+            }
+            _ => digits = 0,
         }
         i += 1;
     }
