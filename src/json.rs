@@ -241,11 +241,6 @@ pub fn minify(text: &str) -> String {
     String::from_utf8(out).expect("only ASCII bytes were removed")
 }
 
-/// Whether [`minify`] would change `text`: whitespace between its tokens.
-pub fn has_whitespace(text: &str) -> bool {
-    scan(text).whitespace
-}
-
 /// What one pass over a JSON text that is known to be well-formed finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scan {

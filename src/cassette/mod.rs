@@ -1,9 +1,11 @@
 //! The cassette index: answers a tool call from recorded interactions.
 //!
 //! [`CassetteIndex`] is built once per run. Exact-match interactions are grouped by
-//! (tool, ignore pointers) and keyed by the canonical form of their arguments, so finding
+//! (tool, ignore pointers) and keyed by a hash of the canonical form of their arguments
+//! (written from the recorded text, confirmed on the canonical form itself), so finding
 //! the answer to a call costs the same with 10 or 100,000 recordings; `subset` and `any`
-//! interactions are few and scanned. Consumption state (used / unused) lives here too,
+//! interactions are few and scanned. The index shares the fixture's cassette and copies
+//! no recording. Consumption state (used / unused) lives here too,
 //! because "first unused matching interaction in file order" needs it.
 
 use crate::fixture::format::{Cassette, Effect, Interaction, MatchMode};
