@@ -111,7 +111,7 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
     let (stderr_rd, stderr_wr) = pipe()?;
     let started = Instant::now();
     let mut child = Launched::spawn(
-        &plan,
+        plan,
         launch::ChildStdio {
             stdin: stdin_rd,
             stdout: stdout_wr,
@@ -161,7 +161,7 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         }
         _ => Vec::new(),
     };
-    owner.finish();
+    owner.finish(spec.grace);
 
     let deadline = Instant::now() + Duration::from_millis(500);
     Ok(Outcome {
@@ -249,6 +249,7 @@ impl<'a> Owner<'a> {
                 };
                 launch::namespace_members(&ns, self.child.pid)
                     .into_iter()
+                    .filter(|&pid| tree::running(pid))
                     .map(|pid| ProcId { pid, start: 0 })
                     .collect()
             }
@@ -285,10 +286,17 @@ impl<'a> Owner<'a> {
         }
     }
 
-    /// Reaps the agent (or its init), last: until now its pid was pinned.
-    fn finish(&mut self) {
-        if let Some(tree) = &self.tree {
-            tree.reap_orphans();
+    /// Reaps the agent (or its init), last: until now its pid was pinned. An init still
+    /// there (its last process was exiting as we looked) is stopped, never waited on
+    /// forever.
+    fn finish(&mut self, grace: Duration) {
+        match &self.tree {
+            Some(tree) => tree.reap_orphans(),
+            None => {
+                if !self.child.ended(Duration::from_millis(200)) {
+                    self.stop(grace);
+                }
+            }
         }
         self.child.reap();
     }
