@@ -1,14 +1,29 @@
 //! The init of an agent's PID namespace: PID 1, the agent's parent, every orphan's reaper.
 //!
-//! It is the harness's own code in a `clone3` child (no exec), so it makes raw system calls
-//! only. It starts the agent, reports on [`STATUS_FD`] that the exec happened (or why not),
+//! It is the harness's own code in a `CLONE_VM` child (no exec), so it makes raw system
+//! calls only. It starts the agent, reports on [`STATUS_FD`] that the exec happened (or why not),
 //! reaps whatever exits, and reports the agent's wait status together with whether other
 //! processes of the run are still alive. It forwards SIGTERM to every process of the
 //! namespace (a PID 1 would otherwise ignore it) and exits once the agent and everything it
 //! started are gone. Its death — by SIGKILL from the harness, at the end of the grace
 //! period — makes the kernel kill every process left in the namespace.
 
-use super::launch::{clone3, exec_agent, report_and_exit, ExecPtrs, Record, STATUS_FD};
+use super::launch::{exec_agent, report_and_exit, ChildCtx, ExecPlan, Record, STATUS_FD};
+
+/// What the agent's child reads before its exec (on the init's stack: the init is
+/// suspended until the exec).
+struct AgentArgs<'a> {
+    plan: &'a ExecPlan,
+    err_fd: libc::c_int,
+}
+
+extern "C" fn agent_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the AgentArgs of the suspended init; raw system calls only.
+    unsafe {
+        let args = &*(arg as *const AgentArgs<'_>);
+        exec_agent(args.plan, args.err_fd)
+    }
+}
 
 fn send(rec: Record) {
     let bytes = rec.encode();
@@ -21,9 +36,9 @@ fn send(rec: Record) {
 /// Runs as PID 1; never returns.
 ///
 /// # Safety
-/// Only in the child of `clone3` with `CLONE_NEWPID`, stdio on 0–2 and the status pipe on
-/// [`STATUS_FD`].
-pub(super) unsafe fn run(ptrs: &ExecPtrs<'_>) -> ! {
+/// Only in the child started with `CLONE_NEWPID`, stdio on 0–2 and the status pipe on
+/// [`STATUS_FD`], while `ctx` stays alive.
+pub(super) unsafe fn run(ctx: &ChildCtx) -> ! {
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
     for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
@@ -35,11 +50,20 @@ pub(super) unsafe fn run(ptrs: &ExecPtrs<'_>) -> ! {
     if libc::pipe2(exec_pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
         report_and_exit(STATUS_FD, *libc::__errno_location());
     }
-    let agent = clone3(0, None);
-    if agent == 0 {
-        libc::close(exec_pipe[0]);
-        exec_agent(ptrs, exec_pipe[1]);
-    }
+    let Some(stack) = &ctx.agent_stack else {
+        report_and_exit(STATUS_FD, libc::EINVAL)
+    };
+    let args = AgentArgs {
+        plan: &ctx.plan,
+        err_fd: exec_pipe[1],
+    };
+    // Suspended until the agent execs (or fails to): then the exec pipe holds the answer.
+    let agent = libc::clone(
+        agent_entry,
+        stack.top(),
+        libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+        &args as *const AgentArgs<'_> as *mut libc::c_void,
+    );
     if agent < 0 {
         report_and_exit(STATUS_FD, *libc::__errno_location());
     }

@@ -11,13 +11,19 @@
 //! [`super::tree::ProcessTree`]; its exit is observed without reaping it, so its pid and
 //! process group stay pinned until the run's last sweep is done.
 //!
-//! Everything between `clone3` and `execve` runs in a copy of a multi-threaded process: it
-//! uses raw system calls only — no allocation, no lock — on data prepared beforehand.
+//! Both tiers start processes as `posix_spawn` does, with `clone(CLONE_VM | CLONE_VFORK)`
+//! on a stack of their own: nothing of the harness's memory is copied (a fork of a
+//! multi-threaded harness costs milliseconds of page-table copies and copy-on-write
+//! faults per run), and the caller is suspended until the child execs or exits, so the
+//! child never runs beside the thread whose memory it borrows. The init lives for the whole
+//! run, so it is started from a thread of its own that stays suspended until the init is
+//! gone. Code in those children makes raw system calls only — no allocation, no lock — on
+//! data prepared beforehand.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -174,20 +180,19 @@ fn probe(user_ns: bool) -> bool {
     }
 }
 
-/// What the child needs to exec the agent, prepared before `clone3`.
+/// What the child needs to exec the agent, prepared before the clone: C strings and the
+/// null-terminated pointer arrays into them (the strings' buffers do not move).
 pub(super) struct ExecPlan {
     program: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
     cwd: CString,
-}
-
-/// Null-terminated pointer arrays into an [`ExecPlan`].
-pub(super) struct ExecPtrs<'a> {
-    plan: &'a ExecPlan,
+    _strings: Vec<CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
 }
+
+// SAFETY: the raw pointers point into `_strings`, owned by the plan and never mutated.
+unsafe impl Send for ExecPlan {}
+unsafe impl Sync for ExecPlan {}
 
 impl ExecPlan {
     pub(super) fn new(
@@ -205,41 +210,83 @@ impl ExecPlan {
             })
         };
         let program = resolve_program(program, env)?;
-        let mut argv = vec![c(program.as_os_str().as_bytes())?];
+        let mut strings = vec![c(program.as_os_str().as_bytes())?];
         for a in args {
-            argv.push(c(a.as_bytes())?);
+            strings.push(c(a.as_bytes())?);
         }
-        // The first occurrence of a name wins, as `Command::envs` would let the last win:
-        // keep the last.
-        let mut seen = std::collections::HashMap::new();
-        for (i, (k, _)) in env.iter().enumerate() {
-            seen.insert(k.as_str(), i);
-        }
-        let mut envp = Vec::with_capacity(seen.len());
+        let argc = strings.len();
+        // A name given twice keeps its last value, as `Command::envs` would.
+        let last: std::collections::HashMap<&str, usize> = env
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.as_str(), i))
+            .collect();
         for (i, (k, v)) in env.iter().enumerate() {
-            if seen.get(k.as_str()) == Some(&i) {
-                envp.push(c(format!("{k}={v}").as_bytes())?);
+            if last.get(k.as_str()) == Some(&i) {
+                strings.push(c(format!("{k}={v}").as_bytes())?);
             }
         }
-        Ok(ExecPlan {
-            program: c(program.as_os_str().as_bytes())?,
-            argv,
-            envp,
-            cwd: c(cwd.as_os_str().as_bytes())?,
-        })
-    }
-
-    fn ptrs(&self) -> ExecPtrs<'_> {
-        let nul = |v: &Vec<CString>| {
+        let nul = |v: &[CString]| {
             v.iter()
                 .map(|s| s.as_ptr())
                 .chain(std::iter::once(std::ptr::null()))
                 .collect()
         };
-        ExecPtrs {
-            plan: self,
-            argv: nul(&self.argv),
-            envp: nul(&self.envp),
+        Ok(ExecPlan {
+            program: c(program.as_os_str().as_bytes())?,
+            cwd: c(cwd.as_os_str().as_bytes())?,
+            argv: nul(&strings[..argc]),
+            envp: nul(&strings[argc..]),
+            _strings: strings,
+        })
+    }
+}
+
+/// A stack for a `CLONE_VM` child, with a guard page below it.
+pub(super) struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: a private mapping owned by this value.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    const SIZE: usize = 256 * 1024;
+    const GUARD: usize = 4096;
+
+    pub(super) fn new() -> std::io::Result<Stack> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: a fresh anonymous private mapping; the guard page is made inaccessible.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::mprotect(base, Self::GUARD, libc::PROT_NONE);
+            Ok(Stack { base, len })
+        }
+    }
+
+    /// The top (stacks grow down); page-aligned, so 16-byte aligned.
+    pub(super) fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our own mapping.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping, once no child runs on it.
+        unsafe {
+            libc::munmap(self.base, self.len);
         }
     }
 }
@@ -333,90 +380,126 @@ pub struct Launched {
     status: File,
 }
 
+/// What a `CLONE_VM` child reads: prepared by the harness, alive until the child is gone.
+pub(super) struct ChildCtx {
+    pub(super) plan: ExecPlan,
+    /// stdin, stdout, stderr and the status pipe, as numbers in the harness's table.
+    fds: [RawFd; 4],
+    maps: Option<IdMaps>,
+    /// The agent's stack, when the init starts it.
+    pub(super) agent_stack: Option<Stack>,
+}
+
+extern "C" fn namespace_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the ChildCtx the spawning thread keeps alive (it is suspended until
+    // this process is gone); raw system calls only from here on.
+    unsafe {
+        let ctx = &*(arg as *const ChildCtx);
+        place_fds(&ctx.fds);
+        if let Some(m) = &ctx.maps {
+            if !m.apply() {
+                report_and_exit(STATUS_FD, libc::EPERM);
+            }
+        }
+        super::init::run(ctx)
+    }
+}
+
+extern "C" fn direct_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as above; the caller is suspended until the exec.
+    unsafe {
+        let ctx = &*(arg as *const ChildCtx);
+        place_fds(&ctx.fds);
+        exec_agent(&ctx.plan, STATUS_FD)
+    }
+}
+
 impl Launched {
     /// Starts `plan` with `stdio`; returns once the agent was exec'd (or could not be).
-    pub(super) fn spawn(plan: &ExecPlan, stdio: ChildStdio) -> std::io::Result<Launched> {
+    pub(super) fn spawn(plan: ExecPlan, stdio: ChildStdio) -> std::io::Result<Launched> {
         let confinement = Confinement::get();
-        let ptrs = plan.ptrs();
-        let maps = match confinement {
-            Confinement::PidNamespace { user_ns: true } => Some(IdMaps::current()),
-            _ => None,
-        };
         let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let flags = match confinement {
-            Confinement::PidNamespace { user_ns } => namespace_flags(user_ns),
-            Confinement::Subreaper => 0,
-        };
         let fds = [
             stdio.stdin.as_raw_fd(),
             stdio.stdout.as_raw_fd(),
             stdio.stderr.as_raw_fd(),
             status_wr.as_raw_fd(),
         ];
-        let mut pidfd: libc::c_int = -1;
-        // SAFETY: the child only makes raw system calls on data prepared above, and leaves
-        // through execve or _exit.
-        let pid = unsafe { clone3(flags, Some(&mut pidfd)) };
-        if pid == 0 {
-            // SAFETY: in the child, as above.
-            unsafe {
-                place_fds(&fds);
-                match confinement {
-                    Confinement::PidNamespace { .. } => {
-                        if let Some(m) = &maps {
-                            if !m.apply() {
-                                report_and_exit(STATUS_FD, libc::EPERM);
-                            }
-                        }
-                        super::init::run(&ptrs)
+        let mut status = File::from(status_rd);
+        let pid = match confinement {
+            Confinement::PidNamespace { user_ns } => {
+                let ctx = ChildCtx {
+                    plan,
+                    fds,
+                    maps: user_ns.then(IdMaps::current),
+                    agent_stack: Some(Stack::new()?),
+                };
+                let init_pid = start_init(ctx, status_wr, user_ns)?;
+                // The first record: the init runs and the agent was exec'd, or why not.
+                let first = read_record(&mut status);
+                // The children have their copies now; ours would hold the pipes open.
+                drop(stdio);
+                match first {
+                    Some(Record::Started) => {}
+                    Some(Record::SpawnFailed { errno }) => {
+                        reap_pid(init_pid.wait());
+                        return Err(std::io::Error::from_raw_os_error(errno));
                     }
-                    Confinement::Subreaper => exec_agent(&ptrs, STATUS_FD),
+                    _ => {
+                        return Err(init_pid.failure().unwrap_or_else(|| {
+                            std::io::Error::other("the agent's init ended before the agent started")
+                        }))
+                    }
                 }
+                init_pid.wait()
             }
-        }
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: clone3 gave us this descriptor and nobody else owns it.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        drop(status_wr);
-        drop(stdio);
-        let mut launched = Launched {
+            Confinement::Subreaper => {
+                let ctx = ChildCtx {
+                    plan,
+                    fds,
+                    maps: None,
+                    agent_stack: None,
+                };
+                let stack = Stack::new()?;
+                // SAFETY: as posix_spawn: this thread is suspended until the child execs
+                // or exits, and the child makes raw system calls only.
+                let rc = unsafe {
+                    libc::clone(
+                        direct_entry,
+                        stack.top(),
+                        libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                        &ctx as *const ChildCtx as *mut libc::c_void,
+                    )
+                };
+                drop(status_wr);
+                drop(stdio);
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The exec's close-on-exec pipe says EOF on success.
+                if let Some(Record::SpawnFailed { errno }) = read_record(&mut status) {
+                    reap_pid(rc);
+                    return Err(std::io::Error::from_raw_os_error(errno));
+                }
+                rc
+            }
+        };
+        // Our unreaped child: its pid cannot be reused, so this pidfd is certainly its.
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("no pid"))?,
+            rustix::process::PidfdFlags::empty(),
+        )?;
+        Ok(Launched {
             confinement,
             pid,
             pidfd,
-            status: File::from(status_rd),
-        };
-        let first = match confinement {
-            Confinement::PidNamespace { .. } => launched.read_record(),
-            // No init here: the exec's close-on-exec pipe says EOF on success.
-            Confinement::Subreaper => match launched.read_record() {
-                None => Some(Record::Started),
-                other => other,
-            },
-        };
-        match first {
-            Some(Record::Started) => Ok(launched),
-            Some(Record::SpawnFailed { errno }) => {
-                launched.reap();
-                Err(std::io::Error::from_raw_os_error(errno))
-            }
-            _ => {
-                launched.reap();
-                Err(std::io::Error::other(
-                    "the agent's init ended before the agent started",
-                ))
-            }
-        }
+            status,
+        })
     }
 
     /// The next record, or `None` at EOF (the init is gone).
     pub(super) fn read_record(&mut self) -> Option<Record> {
-        let mut buf = [0u8; RECORD_BYTES];
-        match self.status.read_exact(&mut buf) {
-            Ok(()) => Record::decode(&buf),
-            Err(_) => None,
-        }
+        read_record(&mut self.status)
     }
 
     pub(super) fn status_fd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -461,6 +544,79 @@ impl Launched {
     }
 }
 
+/// The pid of an init being started, and how its start went.
+struct InitPid {
+    pid: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    outcome: std::sync::mpsc::Receiver<std::io::Error>,
+}
+
+impl InitPid {
+    /// The pid (the kernel wrote it before the init ran, so before any record).
+    fn wait(&self) -> libc::pid_t {
+        self.pid.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Why the clone failed, once the starting thread is done.
+    fn failure(&self) -> Option<std::io::Error> {
+        self.outcome.recv().ok()
+    }
+}
+
+/// Starts the init of a new PID namespace from a thread that stays suspended (vfork) until
+/// the init is gone, and then releases what the init ran on.
+fn start_init(ctx: ChildCtx, status_wr: OwnedFd, user_ns: bool) -> std::io::Result<InitPid> {
+    let stack = Stack::new()?;
+    let pid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (tx, outcome) = std::sync::mpsc::channel();
+    let flags = libc::CLONE_VM
+        | libc::CLONE_VFORK
+        | libc::CLONE_PARENT_SETTID
+        | namespace_flags(user_ns) as libc::c_int
+        | libc::SIGCHLD;
+    let slot = pid.clone();
+    std::thread::Builder::new()
+        .name("agent-init".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            // SAFETY: the child runs `namespace_entry` on its own stack with `ctx`; this
+            // thread is suspended until the child is gone, and only then are `ctx` and
+            // `stack` dropped. The kernel writes the child's pid into `slot` before the
+            // child runs.
+            let rc = unsafe {
+                libc::clone(
+                    namespace_entry,
+                    stack.top(),
+                    flags,
+                    &ctx as *const ChildCtx as *mut libc::c_void,
+                    slot.as_ptr(),
+                )
+            };
+            if rc < 0 {
+                let _ = tx.send(std::io::Error::last_os_error());
+            }
+            // The status pipe's last writer: its reader sees EOF once the init is gone.
+            drop(status_wr);
+            drop(ctx);
+            drop(stack);
+        })?;
+    Ok(InitPid { pid, outcome })
+}
+
+fn reap_pid(pid: libc::pid_t) {
+    if pid > 0 {
+        // SAFETY: waiting for our own child.
+        unsafe {
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn read_record(status: &mut File) -> Option<Record> {
+    let mut buf = [0u8; RECORD_BYTES];
+    status.read_exact(&mut buf).ok()?;
+    Record::decode(&buf)
+}
+
 /// Moves the four descriptors of `fds` to 0, 1, 2 and [`STATUS_FD`] and closes every other.
 ///
 /// # Safety
@@ -495,7 +651,7 @@ pub(super) unsafe fn report_and_exit(fd: RawFd, errno: i32) -> ! {
 ///
 /// # Safety
 /// Raw system calls only, in a child of `clone3`.
-pub(super) unsafe fn exec_agent(p: &ExecPtrs<'_>, err_fd: RawFd) -> ! {
+pub(super) unsafe fn exec_agent(p: &ExecPlan, err_fd: RawFd) -> ! {
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     for sig in [
@@ -510,10 +666,10 @@ pub(super) unsafe fn exec_agent(p: &ExecPtrs<'_>, err_fd: RawFd) -> ! {
     }
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     libc::setpgid(0, 0);
-    if libc::chdir(p.plan.cwd.as_ptr()) != 0 {
+    if libc::chdir(p.cwd.as_ptr()) != 0 {
         report_and_exit(err_fd, *libc::__errno_location());
     }
-    libc::execve(p.plan.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
+    libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
     report_and_exit(err_fd, *libc::__errno_location())
 }
 

@@ -12,7 +12,7 @@ pub mod launch;
 pub mod tree;
 
 use launch::{Confinement, Launched};
-use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
@@ -111,7 +111,7 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
     let (stderr_rd, stderr_wr) = pipe()?;
     let started = Instant::now();
     let mut child = Launched::spawn(
-        &plan,
+        plan,
         launch::ChildStdio {
             stdin: stdin_rd,
             stdout: stdout_wr,
@@ -119,13 +119,7 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         },
     )
     .map_err(spawn_error)?;
-    let input = spec.stdin.clone();
-    std::thread::spawn(move || {
-        // An agent that never reads its stdin is fine: ignore EPIPE.
-        let _ = std::fs::File::from(stdin_wr).write_all(&input);
-    });
-    let stdout = capture(std::fs::File::from(stdout_rd));
-    let stderr = capture(std::fs::File::from(stderr_rd));
+    let io = Streams::start(spec.stdin.clone(), stdin_wr, stdout_rd, stderr_rd);
     let mut owner = Owner::new(&mut child, &spec.run_id);
 
     // A deadline past what an Instant can hold is no deadline at all.
@@ -161,14 +155,14 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
         }
         _ => Vec::new(),
     };
-    owner.finish();
+    owner.finish(spec.grace);
 
-    let deadline = Instant::now() + Duration::from_millis(500);
+    let (stdout, stderr) = io.finish(Instant::now() + Duration::from_millis(500));
     Ok(Outcome {
         exit,
         duration,
-        stdout: stdout.finish(deadline),
-        stderr: stderr.finish(deadline),
+        stdout,
+        stderr,
         leaked,
     })
 }
@@ -249,6 +243,7 @@ impl<'a> Owner<'a> {
                 };
                 launch::namespace_members(&ns, self.child.pid)
                     .into_iter()
+                    .filter(|&pid| tree::running(pid))
                     .map(|pid| ProcId { pid, start: 0 })
                     .collect()
             }
@@ -285,10 +280,17 @@ impl<'a> Owner<'a> {
         }
     }
 
-    /// Reaps the agent (or its init), last: until now its pid was pinned.
-    fn finish(&mut self) {
-        if let Some(tree) = &self.tree {
-            tree.reap_orphans();
+    /// Reaps the agent (or its init), last: until now its pid was pinned. An init still
+    /// there (its last process was exiting as we looked) is stopped, never waited on
+    /// forever.
+    fn finish(&mut self, grace: Duration) {
+        match &self.tree {
+            Some(tree) => tree.reap_orphans(),
+            None => {
+                if !self.child.ended(Duration::from_millis(200)) {
+                    self.stop(grace);
+                }
+            }
         }
         self.child.reap();
     }
@@ -304,50 +306,135 @@ fn decode_wait_status(status: i32) -> Exit {
     }
 }
 
-struct Capture {
-    rx: mpsc::Receiver<Captured>,
-    shared: std::sync::Arc<std::sync::Mutex<Captured>>,
-}
+impl Captured {
+    fn push(&mut self, bytes: &[u8]) {
+        self.total_bytes += bytes.len() as u64;
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 2 * OUTPUT_TAIL_BYTES {
+            self.trim();
+        }
+    }
 
-impl Capture {
-    /// The captured output; whatever arrived by `deadline` if the pipe is still held open.
-    fn finish(self, deadline: Instant) -> Captured {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(wait) {
-            Ok(c) => c,
-            Err(_) => self.shared.lock().map(|c| c.clone()).unwrap_or_default(),
+    fn trim(&mut self) {
+        if self.tail.len() > OUTPUT_TAIL_BYTES {
+            let cut = self.tail.len() - OUTPUT_TAIL_BYTES;
+            self.tail.drain(..cut);
         }
     }
 }
 
-fn capture(mut pipe: impl Read + Send + 'static) -> Capture {
-    let (tx, rx) = mpsc::channel();
-    let shared = std::sync::Arc::new(std::sync::Mutex::new(Captured::default()));
-    let mine = shared.clone();
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let mut c = mine.lock().expect("capture lock");
-                    c.total_bytes += n as u64;
-                    c.tail.extend_from_slice(&buf[..n]);
-                    if c.tail.len() > 2 * OUTPUT_TAIL_BYTES {
-                        let cut = c.tail.len() - OUTPUT_TAIL_BYTES;
-                        c.tail.drain(..cut);
-                    }
-                }
+/// The agent's three standard streams, served by one thread: input written, both outputs
+/// read into bounded tails until they close.
+struct Streams {
+    rx: mpsc::Receiver<(Captured, Captured)>,
+    shared: std::sync::Arc<std::sync::Mutex<(Captured, Captured)>>,
+}
+
+impl Streams {
+    fn start(input: Vec<u8>, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> Streams {
+        let (tx, rx) = mpsc::channel();
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let mine = shared.clone();
+        std::thread::spawn(move || {
+            pump(&input, stdin, [stdout, stderr], &mine);
+            let mut out = mine.lock().expect("streams lock").clone();
+            out.0.trim();
+            out.1.trim();
+            let _ = tx.send(out);
+        });
+        Streams { rx, shared }
+    }
+
+    /// Both tails; whatever arrived by `deadline` if a pipe is still held open (by a
+    /// grandchild that outlived the run's kill, or a descriptor passed elsewhere).
+    fn finish(self, deadline: Instant) -> (Captured, Captured) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(wait) {
+            Ok(c) => c,
+            Err(_) => {
+                let mut c = self.shared.lock().map(|c| c.clone()).unwrap_or_default();
+                c.0.trim();
+                c.1.trim();
+                c
             }
         }
-        let mut c = mine.lock().expect("capture lock").clone();
-        if c.tail.len() > OUTPUT_TAIL_BYTES {
-            let cut = c.tail.len() - OUTPUT_TAIL_BYTES;
-            c.tail.drain(..cut);
+    }
+}
+
+fn pump(
+    input: &[u8],
+    stdin: OwnedFd,
+    outputs: [OwnedFd; 2],
+    shared: &std::sync::Mutex<(Captured, Captured)>,
+) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::io::{read, write, Errno};
+    let nonblocking = |fd: &OwnedFd| {
+        let _ = rustix::io::ioctl_fionbio(fd, true);
+    };
+    nonblocking(&stdin);
+    let mut stdin = Some(stdin);
+    let mut written = 0;
+    if input.is_empty() {
+        stdin = None;
+    }
+    let mut open = [Some(&outputs[0]), Some(&outputs[1])];
+    let mut buf = vec![0u8; 64 * 1024];
+    while open.iter().any(Option::is_some) {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+        let mut which: Vec<usize> = Vec::with_capacity(3);
+        for (i, fd) in open.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(*fd, PollFlags::IN));
+                which.push(i);
+            }
         }
-        let _ = tx.send(c);
-    });
-    Capture { rx, shared }
+        if let Some(fd) = &stdin {
+            fds.push(PollFd::new(fd, PollFlags::OUT));
+            which.push(2);
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<(usize, PollFlags)> = fds
+            .iter()
+            .zip(&which)
+            .map(|(fd, &i)| (i, fd.revents()))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        drop(fds);
+        for (i, _) in ready {
+            if i == 2 {
+                // An agent that never reads its stdin is fine: a broken pipe ends input.
+                let fd = stdin.as_ref().expect("polled");
+                match write(fd, &input[written..]) {
+                    Ok(n) => written += n,
+                    Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+                    Err(_) => written = input.len(),
+                }
+                if written >= input.len() {
+                    stdin = None;
+                }
+                continue;
+            }
+            let fd = open[i].expect("polled");
+            match read(fd, &mut buf) {
+                Ok(0) => open[i] = None,
+                Ok(n) => {
+                    let mut c = shared.lock().expect("streams lock");
+                    if i == 0 {
+                        c.0.push(&buf[..n])
+                    } else {
+                        c.1.push(&buf[..n])
+                    }
+                }
+                Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+                Err(_) => open[i] = None,
+            }
+        }
+    }
 }
 
 /// Runs a short helper command (a validator) with a deadline; returns (exit, stderr tail).

@@ -45,6 +45,11 @@ fn read_stat(pid: i32) -> Option<Stat> {
     })
 }
 
+/// Whether `pid` is running (exists and is not a zombie).
+pub fn running(pid: i32) -> bool {
+    read_stat(pid).is_some_and(|s| !s.zombie)
+}
+
 fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -217,17 +222,28 @@ impl ProcessTree {
         }
     }
 
-    /// The command line of a process, for messages.
+    /// The command line of a process, for messages. A process caught inside execve has
+    /// no command line for a moment: ask again briefly, then fall back to its name.
     pub fn describe(p: ProcId) -> String {
-        let cmd = std::fs::read(format!("/proc/{}/cmdline", p.pid))
-            .map(|b| {
-                b.split(|c| *c == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
+        let read =
+            |file: &str| std::fs::read(format!("/proc/{}/{file}", p.pid)).unwrap_or_default();
+        let mut cmd = String::new();
+        for attempt in 0..10 {
+            cmd = read("cmdline")
+                .split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            // A zombie has no command line to wait for; a vanished process neither.
+            if !cmd.is_empty() || read_stat(p.pid).is_none_or(|s| s.zombie) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1 << attempt.min(4)));
+        }
+        if cmd.is_empty() {
+            cmd = String::from_utf8_lossy(&read("comm")).trim().to_string();
+        }
         if cmd.is_empty() {
             format!("pid {}", p.pid)
         } else {

@@ -30,7 +30,7 @@ impl Sandbox {
         // Unix socket paths are limited to ~108 bytes: keep the root short.
         let root = tempfile::Builder::new()
             .prefix("agent-replay-")
-            .tempdir_in(std::env::temp_dir())?;
+            .tempdir_in(run_dir_parent(template))?;
         let base = std::fs::canonicalize(root.path())?;
         let workspace = base.join("workspace");
         let home = base.join("home");
@@ -60,6 +60,48 @@ impl Sandbox {
             input_copy,
         })
     }
+}
+
+/// Where run directories go. Creating and removing a run's few directories and files costs
+/// more than the run itself on a journaling disk, so they live in memory (`/dev/shm`, a
+/// tmpfs) unless the user chose a `TMPDIR`, the machine has no writable tmpfs there, or
+/// the fixture's workspace is large (a tmpfs holds it in RAM, once per parallel job).
+fn run_dir_parent(template: &Path) -> PathBuf {
+    const IN_MEMORY_MAX_BYTES: u64 = 16 * 1024 * 1024;
+    static SHM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let shm = SHM.get_or_init(|| {
+        if std::env::var_os("TMPDIR").is_some() {
+            return None;
+        }
+        let dir = Path::new("/dev/shm");
+        let tmpfs = rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC);
+        let writable = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok();
+        (tmpfs && writable).then(|| dir.to_path_buf())
+    });
+    match shm {
+        Some(dir) if tree_bytes(template, IN_MEMORY_MAX_BYTES) <= IN_MEMORY_MAX_BYTES => {
+            dir.clone()
+        }
+        _ => std::env::temp_dir(),
+    }
+}
+
+/// Bytes of the regular files under `dir` (not following links), counted up to `limit`.
+fn tree_bytes(dir: &Path, limit: u64) -> u64 {
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file() {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if total > limit {
+                break;
+            }
+        }
+    }
+    total
 }
 
 impl Drop for Sandbox {
@@ -253,10 +295,14 @@ fn rel_string(p: &Path) -> String {
 }
 
 fn hash_parallel(files: &[(String, PathBuf)]) -> Vec<io::Result<(String, u64)>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
+    // Asking the OS reads cgroup files each time: once per process is enough.
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let workers = *WORKERS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8)
+    });
     if files.len() < 16 || workers == 1 {
         return files.iter().map(|(_, p)| hash_file(p)).collect();
     }
