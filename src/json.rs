@@ -249,6 +249,8 @@ pub struct Scan {
     /// Something only a full parse can judge: a `\u` escape of a surrogate (a lone one is
     /// refused), or a number with an exponent or over 300 digits (it may exceed f64).
     pub needs_parse: bool,
+    /// The deepest nesting of arrays and objects (a scalar is 0).
+    pub depth: usize,
 }
 
 /// Scans a well-formed JSON text (as a [`serde_json::value::RawValue`] holds) for
@@ -259,8 +261,9 @@ pub fn scan(text: &str) -> Scan {
     let mut out = Scan {
         whitespace: false,
         needs_parse: false,
+        depth: 0,
     };
-    let mut digits = 0usize;
+    let (mut digits, mut depth) = (0usize, 0usize);
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -297,6 +300,15 @@ pub fn scan(text: &str) -> Scan {
                 }
             }
             b'.' => {}
+            b'[' | b'{' => {
+                depth += 1;
+                out.depth = out.depth.max(depth);
+                digits = 0;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                digits = 0;
+            }
             // Outside strings an `e` follows a digit only as an exponent (`true` and
             // `false` follow letters).
             b'e' | b'E' => {
@@ -603,15 +615,14 @@ mod tests {
             (r#"{"s":"e1"}"#, false, false),
         ];
         for (text, whitespace, needs_parse) in cases {
+            let found = scan(text);
             assert_eq!(
-                scan(text),
-                Scan {
-                    whitespace,
-                    needs_parse
-                },
+                (found.whitespace, found.needs_parse),
+                (whitespace, needs_parse),
                 "{text}"
             );
         }
+        assert_eq!(scan(r#"{"a":[[1],{"b":"[[[["}]}"#).depth, 3);
         let long = format!("[{}]", "9".repeat(301));
         assert!(scan(&long).needs_parse);
         assert!(!scan(&format!("[{}.5]", "9".repeat(200))).needs_parse);
