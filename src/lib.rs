@@ -20,6 +20,7 @@ pub mod generate;
 pub mod json;
 pub mod ledger;
 pub mod monitor;
+pub mod pool;
 pub mod process;
 pub mod redact;
 pub mod repeat;

@@ -22,7 +22,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// The state one run's gateway answers from.
@@ -315,7 +314,7 @@ fn unrecorded_message(
 }
 
 /// Open connections: a handle to shut each down, and the thread serving it.
-type Connections = Arc<Mutex<Vec<(UnixStream, JoinHandle<()>)>>>;
+type Connections = Arc<Mutex<Vec<(UnixStream, crate::pool::Task)>>>;
 
 /// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
 pub struct Gateway {
@@ -326,7 +325,7 @@ pub struct Gateway {
     listener: Arc<UnixListener>,
     session: Arc<Mutex<Session>>,
     stopping: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptor: Option<crate::pool::Task>,
     connections: Connections,
 }
 
@@ -341,7 +340,7 @@ impl Gateway {
             let stopping = stopping.clone();
             let connections = connections.clone();
             let listener = listener.clone();
-            std::thread::spawn(move || {
+            crate::pool::spawn(move || {
                 for stream in listener.incoming() {
                     if stopping.load(Ordering::SeqCst) {
                         break;
@@ -353,7 +352,9 @@ impl Gateway {
                     };
                     let (handle_stream, stream) = stream;
                     let session = session.clone();
-                    let handle = std::thread::spawn(move || serve(stream, &session));
+                    let Ok(handle) = crate::pool::spawn(move || serve(stream, &session)) else {
+                        continue;
+                    };
                     let mut conns = connections.lock().expect("connections lock");
                     // Connections the agent closed release their fds now, not at run end.
                     conns.retain(|(_, h)| !h.is_finished());
@@ -366,7 +367,7 @@ impl Gateway {
             listener,
             session,
             stopping,
-            acceptor: Some(acceptor),
+            acceptor: Some(acceptor?),
             connections,
         })
     }

@@ -574,31 +574,28 @@ fn start_init(ctx: ChildCtx, status_wr: OwnedFd, user_ns: bool) -> std::io::Resu
         | namespace_flags(user_ns) as libc::c_int
         | libc::SIGCHLD;
     let slot = pid.clone();
-    std::thread::Builder::new()
-        .name("agent-init".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            // SAFETY: the child runs `namespace_entry` on its own stack with `ctx`; this
-            // thread is suspended until the child is gone, and only then are `ctx` and
-            // `stack` dropped. The kernel writes the child's pid into `slot` before the
-            // child runs.
-            let rc = unsafe {
-                libc::clone(
-                    namespace_entry,
-                    stack.top(),
-                    flags,
-                    &ctx as *const ChildCtx as *mut libc::c_void,
-                    slot.as_ptr(),
-                )
-            };
-            if rc < 0 {
-                let _ = tx.send(std::io::Error::last_os_error());
-            }
-            // The status pipe's last writer: its reader sees EOF once the init is gone.
-            drop(status_wr);
-            drop(ctx);
-            drop(stack);
-        })?;
+    crate::pool::spawn(move || {
+        // SAFETY: the child runs `namespace_entry` on its own stack with `ctx`; this
+        // thread is suspended until the child is gone, and only then are `ctx` and
+        // `stack` dropped. The kernel writes the child's pid into `slot` before the
+        // child runs.
+        let rc = unsafe {
+            libc::clone(
+                namespace_entry,
+                stack.top(),
+                flags,
+                &ctx as *const ChildCtx as *mut libc::c_void,
+                slot.as_ptr(),
+            )
+        };
+        if rc < 0 {
+            let _ = tx.send(std::io::Error::last_os_error());
+        }
+        // The status pipe's last writer: its reader sees EOF once the init is gone.
+        drop(status_wr);
+        drop(ctx);
+        drop(stack);
+    })?;
     Ok(InitPid { pid, outcome })
 }
 

@@ -335,7 +335,8 @@ impl Streams {
         let (tx, rx) = mpsc::channel();
         let shared = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
         let mine = shared.clone();
-        std::thread::spawn(move || {
+        // A pool thread that cannot be had leaves the tails empty (finish times out).
+        let _ = crate::pool::spawn(move || {
             pump(&input, stdin, [stdout, stderr], &mine);
             let mut out = mine.lock().expect("streams lock").clone();
             out.0.trim();
