@@ -1,6 +1,7 @@
 //! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`.
 
 mod bench;
+mod bench_calls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
         Some("bench") => bench::run(&args[1..]),
+        Some("bench-calls") => bench_calls::helper(&args[1..]),
         _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick]".to_string()),
     };
     match result {
