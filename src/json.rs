@@ -13,11 +13,22 @@ pub fn canonical(value: &Value) -> String {
     out
 }
 
+/// A string as `serde_json` writes it; the common case (nothing to escape) copied as is.
+fn write_string(s: &str, out: &mut String) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&serde_json::to_string(s).expect("strings always serialize"));
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
-        Value::Null | Value::Bool(_) | Value::String(_) => {
-            out.push_str(&serde_json::to_string(value).expect("scalars always serialize"))
-        }
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::String(s) => write_string(s, out),
         Value::Number(n) => write_number(n, out),
         Value::Array(items) => {
             out.push('[');
@@ -30,16 +41,16 @@ fn write_canonical(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&serde_json::to_string(key).expect("strings always serialize"));
+                write_string(key, out);
                 out.push(':');
-                write_canonical(&map[key], out);
+                write_canonical(item, out);
             }
             out.push('}');
         }
@@ -297,6 +308,30 @@ mod tests {
             canonical(&big),
             canonical(&json!({"n": 10000000000000000u64}))
         );
+    }
+
+    #[test]
+    fn canonical_strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\n tab\t",
+            "\u{1}\u{1f}\u{7f}",
+            "é ✓ \u{2028}",
+            "",
+        ] {
+            let v = json!({ s: s });
+            assert_eq!(
+                canonical(&v),
+                format!(
+                    "{{{}:{}}}",
+                    serde_json::to_string(s).unwrap(),
+                    serde_json::to_string(s).unwrap()
+                )
+            );
+        }
+        assert_eq!(canonical(&json!([null, true, false])), "[null,true,false]");
     }
 
     #[test]

@@ -200,8 +200,13 @@ impl CassetteIndex {
             }
         };
         for group in &entry.exact {
-            let key = json::canonical(&json::without_pointers(arguments, &group.ignore));
-            if let Some(candidates) = group.by_args.get(&key) {
+            // Without ignore pointers the call is its own key: no copy of the arguments.
+            let key = if group.ignore.is_empty() {
+                json::canonical(arguments)
+            } else {
+                json::canonical(&json::without_pointers(arguments, &group.ignore))
+            };
+            if let Some(candidates) = group.by_args.get(key.as_str()) {
                 // Candidates are in file order: the first unused and the first used
                 // repeatable one are all that can win.
                 if let Some(&i) = candidates.iter().find(|&&i| !self.used[i]) {
