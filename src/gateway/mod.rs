@@ -39,6 +39,13 @@ pub struct Session {
     started: Instant,
 }
 
+/// What a request is answered with.
+enum Answer {
+    /// The recorded result of this interaction, sent as recorded.
+    Recorded(usize),
+    Value(Box<RawValue>),
+}
+
 impl Session {
     pub fn new(
         mode: Mode,
@@ -74,12 +81,25 @@ impl Session {
     /// Answers one request. Results are raw JSON text so a recorded tool result is sent
     /// exactly as it was recorded.
     pub fn handle(&mut self, method: &str, params: Value) -> Result<Box<RawValue>, RpcError> {
-        let raw = |v: Value| Ok(serde_json::value::to_raw_value(&v).expect("results serialize"));
+        Ok(match self.answer(method, params)? {
+            Answer::Recorded(i) => self.cassette.result_of(i).0.to_owned(),
+            Answer::Value(v) => v,
+        })
+    }
+
+    /// [`Session::handle`] without copying a recorded result: the serve loop writes it
+    /// straight from the cassette.
+    fn answer(&mut self, method: &str, params: Value) -> Result<Answer, RpcError> {
+        let raw = |v: Value| {
+            Ok(Answer::Value(
+                serde_json::value::to_raw_value(&v).expect("results serialize"),
+            ))
+        };
         match method {
+            "tools/call" => self.call_tool(params).map(Answer::Recorded),
             "tools/list" => raw(json!({
                 "tools": self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>()
             })),
-            "tools/call" => self.call_tool(params),
             "run/event" => self.event(params).and_then(raw),
             "run/artifact" => self.artifact(params).and_then(raw),
             "run/close" => self.close(params).and_then(raw),
@@ -100,7 +120,8 @@ impl Session {
         });
     }
 
-    fn call_tool(&mut self, params: Value) -> Result<Box<RawValue>, RpcError> {
+    /// Answers a `tools/call` with the index of the interaction whose result to send.
+    fn call_tool(&mut self, params: Value) -> Result<usize, RpcError> {
         let invalid = |tool: &Value, msg: &str| {
             RpcError::new(protocol::INVALID_PARAMS, format!("invalid params: {msg}"))
                 .with_data(json!({"tool": tool, "reason": "invalid_params"}))
@@ -111,21 +132,24 @@ impl Session {
                 "expected {\"name\": \"…\", \"arguments\": {…}}",
             ));
         };
-        let tool = match p.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        let tool = match p.remove("name") {
+            Some(Value::String(s)) if !s.is_empty() => s,
             other => {
                 return Err(invalid(
-                    other.unwrap_or(&Value::Null),
+                    other.as_ref().unwrap_or(&Value::Null),
                     "`name` must be a non-empty string",
                 ))
             }
         };
-        let arguments = match p.remove("arguments") {
-            None | Some(Value::Null) => json!({}),
+        let mut arguments = match p.remove("arguments") {
+            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(invalid(&json!(tool), "`arguments` must be an object")),
         };
-        let arguments = self.redactor.redact_value(&arguments);
+        // Redacted before matching (and before the transcript sees them); in place, so
+        // arguments holding no secret are not copied.
+        self.redactor
+            .redact_in_place(&mut arguments, &mut Vec::new());
         let at_ms = self.now_ms();
         if !self.allowed_tools().contains(&tool) {
             let effect = self.cassette.unrecorded_effect(&tool);
@@ -152,8 +176,7 @@ impl Session {
         };
         match (decide(self.mode, effect, found.is_some()), found) {
             (Decision::Replay, Some(i)) => {
-                let (result, is_error) = self.cassette.result_of(i);
-                let result = result.to_owned();
+                let (_, is_error) = self.cassette.result_of(i);
                 self.transcript.calls.push(CallRecord {
                     tool,
                     arguments,
@@ -161,7 +184,7 @@ impl Session {
                     outcome: CallOutcome::Replayed { index: i, is_error },
                     at_ms,
                 });
-                Ok(result)
+                Ok(i)
             }
             (decision, _) => {
                 // Forward (live mode) is not reachable until live mode lands: the CLI
@@ -397,8 +420,12 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
         return;
     };
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    // One line buffer and one reply buffer for the connection's life.
+    let mut line = Vec::new();
+    let mut out = Vec::new();
     loop {
-        let reply = match protocol::read_line(&mut reader) {
+        out.clear();
+        match protocol::read_line_into(&mut reader, &mut line) {
             Err(_) | Ok(Line::Eof) => return,
             Ok(Line::TooLong) => {
                 let err = RpcError::new(
@@ -409,40 +436,50 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                     ),
                 );
                 session.lock().expect("session lock").protocol_error(&err);
-                Some(protocol::failure(&Value::Null, &err))
+                out = protocol::failure(&Value::Null, &err);
             }
-            Ok(Line::Text(text)) if text.iter().all(u8::is_ascii_whitespace) => None,
-            Ok(Line::Text(text)) => match protocol::parse_request(&text) {
+            Ok(Line::Text(())) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Ok(Line::Text(())) => match protocol::parse_request(&line) {
                 Err(bad) => {
                     session
                         .lock()
                         .expect("session lock")
                         .protocol_error(&bad.error);
-                    Some(protocol::failure(&bad.id, &bad.error))
+                    out = protocol::failure(&bad.id, &bad.error);
                 }
                 Ok(req) => {
                     let mut s = session.lock().expect("session lock");
-                    let result = s.handle(&req.method, req.params);
-                    if let Err(e) = &result {
-                        if matches!(
-                            e.code,
-                            protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS
-                        ) {
-                            s.protocol_error(e);
+                    match (s.answer(&req.method, req.params), req.id) {
+                        (Ok(answer), Some(id)) => {
+                            let result = match &answer {
+                                Answer::Recorded(i) => s.cassette.result_of(*i).0,
+                                Answer::Value(v) => v,
+                            };
+                            protocol::write_success(&mut out, &id, result);
+                        }
+                        (Ok(_), None) => {}
+                        (Err(e), id) => {
+                            if matches!(
+                                e.code,
+                                protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS
+                            ) {
+                                s.protocol_error(&e);
+                            }
+                            drop(s);
+                            if let Some(id) = id {
+                                out = protocol::failure(&id, &e);
+                            }
                         }
                     }
-                    drop(s);
-                    req.id.map(|id| match result {
-                        Ok(v) => protocol::success(&id, &v),
-                        Err(e) => protocol::failure(&id, &e),
-                    })
                 }
             },
         };
-        if let Some(bytes) = reply {
-            if writer.write_all(&bytes).is_err() {
-                return;
-            }
+        if line.capacity() > 1 << 20 {
+            // A large request is not kept around for the rest of the connection.
+            line = Vec::new();
+        }
+        if !out.is_empty() && writer.write_all(&out).is_err() {
+            return;
         }
     }
 }
