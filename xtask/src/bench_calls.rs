@@ -62,7 +62,9 @@ impl Conn {
         let t = Instant::now();
         self.w.write_all(req).map_err(|e| e.to_string())?;
         self.reply.clear();
-        self.r.read_line(&mut self.reply).map_err(|e| e.to_string())?;
+        self.r
+            .read_line(&mut self.reply)
+            .map_err(|e| e.to_string())?;
         let elapsed = t.elapsed();
         if self.reply.contains("\"error\"") || self.reply.is_empty() {
             return Err(format!("unexpected reply: {:?}", self.reply));
@@ -92,7 +94,11 @@ fn echo_server(path: &Path) -> Result<(), String> {
     let mut w = stream.try_clone().map_err(|e| e.to_string())?;
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     let mut line = Vec::new();
-    while r.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+    while r
+        .read_until(b'\n', &mut line)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {
         let v: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
         let mut out =
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": v["id"], "result": v["params"]}))
@@ -114,9 +120,10 @@ fn client(echo_path: &Path, n: usize, out: &Path) -> Result<(), String> {
     let warmup = 200;
     let requests: Vec<Vec<u8>> = (0..n + warmup)
         .map(|i| {
-            let mut req = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            let mut req =
+                serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                 "params": {"name": "search", "arguments": {"page": 1.0, "query": "bench"}}}))
-            .expect("ser");
+                .expect("ser");
             req.push(b'\n');
             req
         })
@@ -153,8 +160,10 @@ fn client(echo_path: &Path, n: usize, out: &Path) -> Result<(), String> {
                 }
             }
         }
-        report.push(json!({"echo": e.iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
-                           "gateway": g.iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>()}));
+        report.push(
+            json!({"echo": e.iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
+                           "gateway": g.iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>()}),
+        );
     }
     std::fs::write(out, Value::Array(report).to_string()).map_err(|e| e.to_string())?;
     let close = json!({"jsonrpc": "2.0", "id": "close", "method": "run/close",
@@ -201,7 +210,8 @@ pub fn round_trip(target: &Path, n: usize) -> Result<(), String> {
     ))?;
     let f = d.join("fixtures/round_trip");
     io(std::fs::create_dir_all(&f))?;
-    let input = json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "bench", "task": {}});
+    let input =
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "bench", "task": {}});
     io(std::fs::write(f.join("input.json"), input.to_string()))?;
     io(std::fs::write(
         f.join("expected.json"),
@@ -211,7 +221,10 @@ pub fn round_trip(target: &Path, n: usize) -> Result<(), String> {
         "interactions": [{"id": "c1", "tool": "search", "effect": "read", "repeat": true,
             "arguments": {"query": "bench", "page": 1},
             "result": {"content": [{"type": "text", "text": "result"}], "isError": false}}]});
-    io(std::fs::write(f.join("tool_cassettes.json"), cassette.to_string()))?;
+    io(std::fs::write(
+        f.join("tool_cassettes.json"),
+        cassette.to_string(),
+    ))?;
     let run = Command::new(target.join("agent-replay"))
         .args(["run", "fixtures", "--jobs", "1", "--ledger", "ledger.jsonl"])
         .current_dir(d)
@@ -340,7 +353,12 @@ fn agenttape_python(root: &Path) -> Option<PathBuf> {
         None
     };
     if !python.exists() {
-        match Command::new("python3").arg("-m").arg("venv").arg(&venv).output() {
+        match Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .output()
+        {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
                 return skip(format!(
@@ -403,7 +421,11 @@ pub fn python_session(target: &Path, quick: bool) -> Result<(), String> {
     let agent_dir = d.join("agent");
     io(std::fs::create_dir_all(&agent_dir))?;
     io(std::fs::write(agent_dir.join("agent.py"), OUR_AGENT))?;
-    io(std::fs::copy(root.join("clients/python/agent_replay.py"), agent_dir.join("agent_replay.py")).map(drop))?;
+    io(std::fs::copy(
+        root.join("clients/python/agent_replay.py"),
+        agent_dir.join("agent_replay.py"),
+    )
+    .map(drop))?;
     // `n` is how many of the recorded calls the agent makes.
     let command = |n: usize| {
         format!(
@@ -415,7 +437,10 @@ pub fn python_session(target: &Path, quick: bool) -> Result<(), String> {
     let fixture = |name: &str, n: usize, recorded: usize| -> Result<(), String> {
         let f = d.join(name).join("fixtures/session");
         io(std::fs::create_dir_all(f.join("workspace")))?;
-        io(std::fs::write(d.join(name).join("agent-replay.toml"), command(n)))?;
+        io(std::fs::write(
+            d.join(name).join("agent-replay.toml"),
+            command(n),
+        ))?;
         let input = json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "bench",
                            "task": {"calls": n}});
         io(std::fs::write(f.join("input.json"), input.to_string()))?;
