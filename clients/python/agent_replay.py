@@ -51,10 +51,8 @@ created default ``Client``; create your own ``Client`` to hold several runs at o
 from __future__ import annotations
 
 import atexit
-import base64
 import datetime as _dt
 import fcntl
-import hashlib
 import itertools
 import json
 import math
@@ -64,7 +62,8 @@ import socket
 import sys
 import threading
 import time
-import uuid
+# base64, hashlib and uuid serve the production backend only: imported where used, so an
+# agent under the harness does not pay for them at start-up.
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 __all__ = [
@@ -179,6 +178,8 @@ def envelope_bytes(envelope: Dict[str, Any]) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -199,6 +200,8 @@ def _sanitize(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     if isinstance(value, (bytes, bytearray)):
+        import base64
+
         return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
 
@@ -304,6 +307,8 @@ def _workspace_path(workspace: str, path: str) -> Optional[Tuple[str, str]]:
 
 
 def _hash_file(path: str) -> Tuple[str, int]:
+    import hashlib
+
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
@@ -331,12 +336,60 @@ class Backend(Protocol):
     ) -> None: ...
 
 
+# The wire's encoder: compact, UTF-8 as is, exactly what ``json.dumps(obj,
+# ensure_ascii=False, separators=(",", ":"))`` writes. ``JSONEncoder.encode`` builds a C
+# encoder per call; where CPython has one (``json.encoder.c_make_encoder``) it is built
+# once here instead, and rebuilt after a failed encode (which can leave entries in its
+# circular-reference markers).
+_WIRE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _c_wire_encoder() -> Optional[Callable[[Any], str]]:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    e = _WIRE_ENCODER
+    encode = make({}, e.default, json.encoder.encode_basestring, e.indent, e.key_separator,
+                  e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_c_encode = _c_wire_encoder()
+
+
+def _wire_encode(obj: Any) -> str:
+    global _c_encode
+    if _c_encode is None:
+        return _WIRE_ENCODER.encode(obj)
+    try:
+        return _c_encode(obj)
+    except BaseException:
+        _c_encode = _c_wire_encoder()
+        raise
+
+
+_WIRE_DECODER = json.JSONDecoder()
+_scan_once = _WIRE_DECODER.scan_once
+
+
+def _wire_decode(text: str) -> Any:
+    """``json.loads`` of one reply line (the gateway writes UTF-8 JSON and a newline)."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _WIRE_DECODER.decode(text)  # raises the usual JSONDecodeError
+    if text[end:] not in ("\n", ""):
+        return _WIRE_DECODER.decode(text)  # whitespace or extra data after it: the slow way
+    return value
+
+
 class GatewayBackend:
     """Speaks JSON-RPC 2.0, one object per line, over the harness's Unix socket.
 
-    One connection, opened on first use; requests are sent one at a time (a lock
-    keeps threads from interleaving lines) and each reads exactly one response line,
-    which is how the gateway answers (in order, per connection).
+    One connection, opened on first use and kept for the process's life; requests are
+    sent one at a time (a lock keeps threads from interleaving lines) and each reads
+    exactly one response line through a buffered reader, which is how the gateway
+    answers (in order, per connection).
     """
 
     def __init__(self, socket_path: str) -> None:
@@ -356,7 +409,7 @@ class GatewayBackend:
                 f"agent_replay: cannot connect to the gateway at {self.socket_path!r}: {exc}"
             ) from exc
         self._sock = sock
-        self._reader = sock.makefile("rb")
+        self._reader = sock.makefile("rb", buffering=1 << 16)
 
     def request(self, method: str, params: Dict[str, Any]) -> Any:
         """Send one request and return its ``result``; raise GatewayError on ``error``."""
@@ -365,17 +418,14 @@ class GatewayBackend:
                 self._connect()
             assert self._sock is not None and self._reader is not None
             req_id = next(self._ids)
-            line = json.dumps(
-                {"jsonrpc": "2.0", "id": req_id, "method": method, "params": params},
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            self._sock.sendall(line.encode("utf-8") + b"\n")
+            line = _wire_encode({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params})
+            self._sock.sendall((line + "\n").encode("utf-8"))
             raw = self._reader.readline()
         if not raw:
             raise RuntimeError(f"agent_replay: the gateway closed the connection during {method}")
         try:
-            response = json.loads(raw)
+            # The gateway writes UTF-8 without a BOM: no encoding to detect.
+            response = _wire_decode(raw.decode("utf-8"))
         except ValueError as exc:
             raise RuntimeError(f"agent_replay: unreadable gateway response to {method}: {raw[:200]!r}") from exc
         if not isinstance(response, dict):
@@ -578,6 +628,8 @@ class ProductionBackend:
 
         env_attempt = envelope.get("attempt", 1)
         env_timeout = envelope.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+        import uuid
+
         run_id = str(uuid.uuid4())
         record: Dict[str, Any] = {
             "run_id": run_id,
@@ -627,6 +679,8 @@ class ProductionBackend:
         """The start snapshot: ``{rel: {"sha256", "content_b64"}}`` for every file under the
         given workspace paths (directories recursively); paths that cannot be had are
         returned apart with why."""
+        import base64
+
         files: Dict[str, Dict[str, str]] = {}
         skipped: List[Tuple[str, str]] = []
 
@@ -913,11 +967,15 @@ class Client:
         ``isError: true``.
         """
         args = {} if arguments is None else arguments
+        backend = self.backend
+        if type(backend) is GatewayBackend:
+            # Under the harness: nothing to start or register, straight to the wire.
+            return backend.request("tools/call", {"name": name, "arguments": args})
         if impl is None and name in self._tools:
             impl, registered_effect = self._tools[name]
             effect = effect or registered_effect
         self._ensure_started()
-        return self.backend.call_tool(name, args, impl, effect)
+        return backend.call_tool(name, args, impl, effect)
 
     def record_event(self, name: str, data: Any = None) -> None:
         """Record a named event (checkpoint, warning) in the run's trace."""
