@@ -51,7 +51,6 @@ created default ``Client``; create your own ``Client`` to hold several runs at o
 from __future__ import annotations
 
 import atexit
-import datetime as _dt
 import fcntl
 import itertools
 import json
@@ -62,8 +61,8 @@ import socket
 import sys
 import threading
 import time
-# base64, hashlib and uuid serve the production backend only: imported where used, so an
-# agent under the harness does not pay for them at start-up.
+# base64, datetime, hashlib and uuid serve the production backend only: imported where
+# used, so an agent under the harness does not pay for them at start-up.
 from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 __all__ = [
@@ -185,6 +184,8 @@ def sha256_hex(data: bytes) -> str:
 
 def now_rfc3339() -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: ``2026-05-08T10:00:00.123Z``."""
+    import datetime as _dt
+
     now = _dt.datetime.now(_dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
