@@ -409,7 +409,9 @@ pub fn python_session(target: &Path, quick: bool) -> Result<(), String> {
     let calls = 5_000;
     let pairs = if quick { 3 } else { 7 };
     let root = super::repo_root();
-    println!("Python agent session ({calls} tool calls, whole process wall time, {pairs} interleaved pairs)");
+    println!(
+        "\nPython agent session ({calls} tool calls, whole process wall time, {pairs} interleaved pairs)"
+    );
     let Some(venv_python) = agenttape_python(&root) else {
         return Ok(());
     };
