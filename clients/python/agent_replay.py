@@ -63,7 +63,7 @@ import threading
 import time
 # base64, datetime, hashlib and uuid serve the production backend only: imported where
 # used, so an agent under the harness does not pay for them at start-up.
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 __all__ = [
     "Backend",
@@ -389,14 +389,16 @@ class GatewayBackend:
 
     One connection, opened on first use and kept for the process's life; requests are
     sent one at a time (a lock keeps threads from interleaving lines) and each reads
-    exactly one response line through a buffered reader, which is how the gateway
-    answers (in order, per connection).
+    exactly one response line, which is how the gateway answers (in order, per
+    connection). Replies are read with plain ``recv`` calls of up to 64 KiB: a reply
+    that arrives whole, the usual case, is one system call and no copy.
     """
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
         self._sock: Optional[socket.socket] = None
-        self._reader: Optional[BinaryIO] = None
+        # Bytes received after the last complete line (none, with one request at a time).
+        self._pending = bytearray()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -410,18 +412,42 @@ class GatewayBackend:
                 f"agent_replay: cannot connect to the gateway at {self.socket_path!r}: {exc}"
             ) from exc
         self._sock = sock
-        self._reader = sock.makefile("rb", buffering=1 << 16)
+        self._pending = bytearray()
+
+    def _read_line(self) -> bytes:
+        """The next line with its newline; at EOF what was left (``b""`` when nothing)."""
+        assert self._sock is not None
+        pending = self._pending
+        if not pending:
+            chunk = self._sock.recv(1 << 16)
+            if not chunk or chunk.find(b"\n") == len(chunk) - 1:
+                return chunk
+            pending += chunk
+        start = 0
+        while True:
+            i = pending.find(b"\n", start)
+            if i >= 0:
+                line = bytes(pending[: i + 1])
+                del pending[: i + 1]
+                return line
+            start = len(pending)
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                line = bytes(pending)
+                pending.clear()
+                return line
+            pending += chunk
 
     def request(self, method: str, params: Dict[str, Any]) -> Any:
         """Send one request and return its ``result``; raise GatewayError on ``error``."""
         with self._lock:
             if self._sock is None:
                 self._connect()
-            assert self._sock is not None and self._reader is not None
+            assert self._sock is not None
             req_id = next(self._ids)
             line = _wire_encode({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params})
             self._sock.sendall((line + "\n").encode("utf-8"))
-            raw = self._reader.readline()
+            raw = self._read_line()
         if not raw:
             raise RuntimeError(f"agent_replay: the gateway closed the connection during {method}")
         try:
@@ -482,11 +508,10 @@ class GatewayBackend:
         )
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
         if self._sock is not None:
             self._sock.close()
-        self._sock = self._reader = None
+        self._sock = None
+        self._pending = bytearray()
 
 
 class _OpenRun:
