@@ -39,6 +39,36 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
 }
 
+/// The CPU this bench runs on now: the one the pinned measurements share.
+fn this_cpu() -> usize {
+    // SAFETY: sched_getcpu takes no arguments and only reads.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
+}
+
+/// Restricts `cmd`, and every process and thread it starts, to CPU `cpu` (when given).
+///
+/// On this VM a wake-up across cores costs from a few to ~70 µs depending on where the
+/// scheduler happens to put each process (and stays so for a whole run), which no
+/// interleaving cancels: on one core every round trip is the same two context switches.
+fn pin(cmd: &mut Command, cpu: Option<usize>) -> &mut Command {
+    if let Some(cpu) = cpu {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // sched_setaffinity, which is async-signal-safe, on a set built on its stack.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
 /// One client connection that sends a request line and reads its reply line.
 struct Conn {
     w: UnixStream,
@@ -189,11 +219,16 @@ pub fn round_trip(target: &Path, n: usize) -> Result<(), String> {
     let d = dir.path();
     let io = |r: std::io::Result<()>| r.map_err(|e| e.to_string());
     let echo_path = d.join("echo.sock");
-    let mut echo = Command::new(&xtask)
-        .args(["bench-calls", "echo"])
-        .arg(&echo_path)
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    // The echo, the gateway and the agent timing both share one core.
+    let cpu = Some(this_cpu());
+    let mut echo = pin(
+        Command::new(&xtask)
+            .args(["bench-calls", "echo"])
+            .arg(&echo_path),
+        cpu,
+    )
+    .spawn()
+    .map_err(|e| e.to_string())?;
     let t = Instant::now();
     while !echo_path.exists() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(5));
@@ -225,11 +260,14 @@ pub fn round_trip(target: &Path, n: usize) -> Result<(), String> {
         f.join("tool_cassettes.json"),
         cassette.to_string(),
     ))?;
-    let run = Command::new(target.join("agent-replay"))
-        .args(["run", "fixtures", "--jobs", "1", "--ledger", "ledger.jsonl"])
-        .current_dir(d)
-        .output()
-        .map_err(|e| e.to_string());
+    let run = pin(
+        Command::new(target.join("agent-replay"))
+            .args(["run", "fixtures", "--jobs", "1", "--ledger", "ledger.jsonl"])
+            .current_dir(d),
+        cpu,
+    )
+    .output()
+    .map_err(|e| e.to_string());
     let _ = echo.kill();
     let _ = echo.wait();
     let run = run?;
@@ -277,7 +315,7 @@ pub fn round_trip(target: &Path, n: usize) -> Result<(), String> {
     let (glo, ghi) = range(&gw_medians);
     let (rlo, rhi) = range(&ratios);
     println!(
-        "tools/call round trip ({n} per side through a whole `run`, {} interleaved rounds)",
+        "tools/call round trip ({n} per side through a whole `run`, {} interleaved rounds, one core)",
         rounds.len()
     );
     println!(
@@ -492,54 +530,67 @@ pub fn python_session(target: &Path, quick: bool) -> Result<(), String> {
     // Warm-up: bytecode caches, page cache.
     run_timed(&mut ours("calls"), "agent-replay run")?;
     run_timed(&mut agenttape("replay"), "AgentTape replay")?;
-    let (mut our_t, mut at_t, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let mut fixed = Vec::new();
-    for pair in 0..pairs {
-        let (o, a) = if pair % 2 == 0 {
-            let o = run_timed(&mut ours("calls"), "agent-replay run")?;
-            (o, run_timed(&mut agenttape("replay"), "AgentTape replay")?)
-        } else {
-            let a = run_timed(&mut agenttape("replay"), "AgentTape replay")?;
-            (run_timed(&mut ours("calls"), "agent-replay run")?, a)
+    // Unpinned, as a user runs it, then with both sides on one core (see `pin`).
+    for cpu in [None, Some(this_cpu())] {
+        let (mut our_t, mut at_t, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fixed = Vec::new();
+        for pair in 0..pairs {
+            let o = || run_timed(pin(&mut ours("calls"), cpu), "agent-replay run");
+            let a = || run_timed(pin(&mut agenttape("replay"), cpu), "AgentTape replay");
+            let (o, a) = if pair % 2 == 0 {
+                let o = o()?;
+                (o, a()?)
+            } else {
+                let a = a()?;
+                (o()?, a)
+            };
+            fixed.push(run_timed(pin(&mut ours("empty"), cpu), "agent-replay run")?);
+            ratios.push(ratio(o, a));
+            our_t.push(o);
+            at_t.push(a);
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let lo_hi = |xs: &[Duration]| {
+            (
+                ms(*xs.iter().min().expect("runs")),
+                ms(*xs.iter().max().expect("runs")),
+            )
         };
-        fixed.push(run_timed(&mut ours("empty"), "agent-replay run")?);
-        ratios.push(ratio(o, a));
-        our_t.push(o);
-        at_t.push(a);
+        let (alo, ahi) = lo_hi(&at_t);
+        let (olo, ohi) = lo_hi(&our_t);
+        let (flo, fhi) = lo_hi(&fixed);
+        let at_m = median(at_t);
+        let our_m = median(our_t);
+        let fixed_m = median(fixed);
+        println!(
+            "  {}",
+            if cpu.is_some() {
+                "both on one core"
+            } else {
+                "unpinned"
+            }
+        );
+        println!(
+            "  AgentTape 0.1.8, in-process {:>9.1} ms  (runs {alo:.0}–{ahi:.0})",
+            ms(at_m)
+        );
+        println!(
+            "  agent-replay run            {:>9.1} ms  (runs {olo:.0}–{ohi:.0})",
+            ms(our_m)
+        );
+        println!(
+            "    of which fixed cost       {:>9.1} ms  (same fixture, the agent makes no call; runs {flo:.0}–{fhi:.0})",
+            ms(fixed_m)
+        );
+        println!(
+            "    per call                  {:>9.1} µs",
+            (our_m.as_secs_f64() - fixed_m.as_secs_f64()).max(0.0) * 1e6 / calls as f64
+        );
+        let worst = ratios.iter().copied().fold(0.0, f64::max);
+        println!(
+            "  ratio                       {:>9.2}x  (median of per-pair ratios; worst pair {worst:.2}x)\n",
+            median_f(ratios)
+        );
     }
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let lo_hi = |xs: &[Duration]| {
-        (
-            ms(*xs.iter().min().expect("runs")),
-            ms(*xs.iter().max().expect("runs")),
-        )
-    };
-    let (alo, ahi) = lo_hi(&at_t);
-    let (olo, ohi) = lo_hi(&our_t);
-    let (flo, fhi) = lo_hi(&fixed);
-    let at_m = median(at_t);
-    let our_m = median(our_t);
-    let fixed_m = median(fixed);
-    println!(
-        "  AgentTape 0.1.8, in-process {:>9.1} ms  (runs {alo:.0}–{ahi:.0})",
-        ms(at_m)
-    );
-    println!(
-        "  agent-replay run            {:>9.1} ms  (runs {olo:.0}–{ohi:.0})",
-        ms(our_m)
-    );
-    println!(
-        "    of which fixed cost       {:>9.1} ms  (same fixture, the agent makes no call; runs {flo:.0}–{fhi:.0})",
-        ms(fixed_m)
-    );
-    println!(
-        "    per call                  {:>9.1} µs",
-        (our_m.as_secs_f64() - fixed_m.as_secs_f64()).max(0.0) * 1e6 / calls as f64
-    );
-    let worst = ratios.iter().copied().fold(0.0, f64::max);
-    println!(
-        "  ratio                       {:>9.2}x  (median of per-pair ratios; worst pair {worst:.2}x)\n",
-        median_f(ratios)
-    );
     Ok(())
 }
