@@ -369,6 +369,10 @@ def _wire_encode(obj: Any) -> str:
         raise
 
 
+# How long a request polls for its reply before it sleeps (see GatewayBackend._poll).
+_POLL_SECONDS = 100e-6
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
 _WIRE_DECODER = json.JSONDecoder()
 _scan_once = _WIRE_DECODER.scan_once
 
@@ -391,7 +395,8 @@ class GatewayBackend:
     sent one at a time (a lock keeps threads from interleaving lines) and each reads
     exactly one response line, which is how the gateway answers (in order, per
     connection). Replies are read with plain ``recv`` calls of up to 64 KiB: a reply
-    that arrives whole, the usual case, is one system call and no copy.
+    that arrives whole, the usual case, is one system call and no copy; the first is
+    polled for briefly before the process sleeps.
     """
 
     def __init__(self, socket_path: str) -> None:
@@ -414,12 +419,28 @@ class GatewayBackend:
         self._sock = sock
         self._pending = bytearray()
 
+    def _poll(self) -> bytes:
+        """The first bytes of a reply, polled for up to ``_POLL_SECONDS`` before
+        sleeping in ``recv``: the gateway answers within microseconds, and a process
+        that went to sleep is slow to wake (tens of microseconds on a VM)."""
+        sock = self._sock
+        assert sock is not None
+        if _MSG_DONTWAIT:
+            deadline = time.perf_counter() + _POLL_SECONDS
+            while True:
+                try:
+                    return sock.recv(1 << 16, _MSG_DONTWAIT)
+                except BlockingIOError:
+                    if time.perf_counter() >= deadline:
+                        break
+        return sock.recv(1 << 16)
+
     def _read_line(self) -> bytes:
         """The next line with its newline; at EOF what was left (``b""`` when nothing)."""
         assert self._sock is not None
         pending = self._pending
         if not pending:
-            chunk = self._sock.recv(1 << 16)
+            chunk = self._poll()
             if not chunk or chunk.find(b"\n") == len(chunk) - 1:
                 return chunk
             pending += chunk
