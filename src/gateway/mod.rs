@@ -423,11 +423,16 @@ impl Gateway {
 /// longer costs this much polling per call, yielding to anything else runnable.
 const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first.
-struct Polled(UnixStream);
+/// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first
+/// when `.1` (there is more than one CPU to run on: on one, the agent cannot send while
+/// the gateway polls, and polling only delays it).
+struct Polled(UnixStream, bool);
 
 impl std::io::Read for Polled {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.1 {
+            return self.0.read(buf);
+        }
         let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.0);
         let mut since: Option<Instant> = None;
         loop {
@@ -455,7 +460,8 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    let mut reader = BufReader::with_capacity(64 * 1024, Polled(stream));
+    let poll = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let mut reader = BufReader::with_capacity(64 * 1024, Polled(stream, poll));
     // One line buffer and one reply buffer for the connection's life.
     let mut line = Vec::new();
     let mut out = Vec::new();
