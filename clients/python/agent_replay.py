@@ -404,6 +404,7 @@ class GatewayBackend:
         self._sock: Optional[socket.socket] = None
         # Bytes received after the last complete line (none, with one request at a time).
         self._pending = bytearray()
+        self._poll_first = False
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -418,6 +419,12 @@ class GatewayBackend:
             ) from exc
         self._sock = sock
         self._pending = bytearray()
+        # On one CPU the gateway cannot answer while this process polls: sleep at once.
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        self._poll_first = bool(_MSG_DONTWAIT) and hasattr(os, "sched_yield") and cpus > 1
 
     def _poll(self) -> bytes:
         """The first bytes of a reply, polled for up to ``_POLL_SECONDS`` before
@@ -425,7 +432,7 @@ class GatewayBackend:
         that went to sleep is slow to wake (tens of microseconds on a VM)."""
         sock = self._sock
         assert sock is not None
-        if _MSG_DONTWAIT:
+        if self._poll_first:
             deadline = time.perf_counter() + _POLL_SECONDS
             while True:
                 try:
@@ -433,6 +440,7 @@ class GatewayBackend:
                 except BlockingIOError:
                     if time.perf_counter() >= deadline:
                         break
+                    os.sched_yield()  # to the gateway, should it share this CPU
         return sock.recv(1 << 16)
 
     def _read_line(self) -> bytes:
