@@ -19,8 +19,8 @@ struct Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     custom: Vec<Pattern>,
-    /// Every pattern, built-in and custom, as one set: a text none of them matches (and
-    /// holding no literal) comes out unchanged, so most strings cost one scan.
+    /// Every pattern, built-in and custom, as one set: an ASCII text none of them
+    /// matches (and holding no literal) comes out unchanged after one scan.
     /// `None` for the default redactor, which uses the built-in set.
     set: Option<Arc<RegexSet>>,
     pointers: Vec<String>,
@@ -138,11 +138,23 @@ impl Redactor {
     /// Whether redacting `text` could change it: a literal occurs in it or a pattern
     /// matches it. When not, every step of [`Redactor::redact_text`] leaves it as it is.
     fn may_redact(&self, text: &str) -> bool {
-        self.literals.iter().any(|l| text.contains(l.as_str()))
-            || match &self.set {
+        if self.literals.iter().any(|l| text.contains(l.as_str())) {
+            return true;
+        }
+        if text.is_ascii() {
+            // One pass for every pattern.
+            match &self.set {
                 Some(set) => set.is_match(text),
                 None => builtin_set().is_match(text),
             }
+        } else {
+            // On non-ASCII text `\b` sends a set to its slowest engine wherever a
+            // pattern's literal occurs; each pattern alone skips ahead by its literal.
+            builtin()
+                .iter()
+                .chain(&self.custom)
+                .any(|p| p.regex.is_match(text))
+        }
     }
 
     /// Redacts secrets in a text; `counts` receives one entry per secret replaced.
@@ -292,6 +304,20 @@ mod tests {
         assert!(out.contains(&token("authorization", "abc.def-123456")));
         // Redacting twice changes nothing: tokens are not secrets.
         assert_eq!(r.redact_text(&out, &mut Vec::new()), out);
+    }
+
+    #[test]
+    fn ascii_and_non_ascii_texts_are_redacted_alike() {
+        let r = Redactor::new(&[("customer".into(), r"CUST-\d{6}".into())], &[]).unwrap();
+        for prefix in ["key", "clé ✓"] {
+            let text = format!("{prefix} sk-proj-abcdefghijklmnop1234 for CUST-123456");
+            let mut counts = Vec::new();
+            let out = r.redact_text(&text, &mut counts);
+            assert_eq!(counts, ["openai_key", "customer"], "{text}");
+            assert!(out.starts_with(prefix) && !out.contains("sk-proj") && !out.contains("CUST-"));
+            let clean = format!("{prefix} nothing secret here, a token of thanks");
+            assert_eq!(r.redact_text(&clean, &mut counts), clean);
+        }
     }
 
     #[test]
