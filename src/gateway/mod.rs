@@ -415,47 +415,6 @@ impl Gateway {
     }
 }
 
-/// How long a connection polls for the agent's next request before it sleeps in `read`.
-///
-/// An agent calling tools in a loop sends the next request microseconds after it read
-/// the last reply. Caught awake, it costs no wake-up, and waking a thread whose core went
-/// idle is most of a call's cost on a VM (tens of microseconds). An agent that thinks
-/// longer costs this much polling per call, yielding to anything else runnable.
-const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
-
-/// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first
-/// when `.1` (there is more than one CPU to run on: on one, the agent cannot send while
-/// the gateway polls, and polling only delays it).
-struct Polled(UnixStream, bool);
-
-impl std::io::Read for Polled {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if !self.1 {
-            return self.0.read(buf);
-        }
-        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.0);
-        let mut since: Option<Instant> = None;
-        loop {
-            // SAFETY: `buf` is writable for `buf.len()` bytes and `fd` is open (we own it).
-            let n =
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let err = std::io::Error::last_os_error();
-            match err.kind() {
-                std::io::ErrorKind::WouldBlock => {}
-                std::io::ErrorKind::Interrupted => continue,
-                _ => return Err(err),
-            }
-            if since.get_or_insert_with(Instant::now).elapsed() >= POLL_BEFORE_SLEEP {
-                return self.0.read(buf);
-            }
-            std::thread::yield_now();
-        }
-    }
-}
-
 fn serve(stream: UnixStream, session: &Mutex<Session>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -522,6 +481,47 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
         }
         if !out.is_empty() && writer.write_all(&out).is_err() {
             return;
+        }
+    }
+}
+
+/// How long a connection polls for the agent's next request before it sleeps in `read`.
+///
+/// An agent calling tools in a loop sends the next request microseconds after it read
+/// the last reply. Caught awake, it costs no wake-up, and waking a thread whose core went
+/// idle is most of a call's cost on a VM (tens of microseconds). An agent that thinks
+/// longer costs this much polling per call, yielding to anything else runnable.
+const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first
+/// when `.1` (there is more than one CPU to run on: on one, the agent cannot send while
+/// the gateway polls, and polling only delays it).
+struct Polled(UnixStream, bool);
+
+impl std::io::Read for Polled {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.1 {
+            return self.0.read(buf);
+        }
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.0);
+        let mut since: Option<Instant> = None;
+        loop {
+            // SAFETY: `buf` is writable for `buf.len()` bytes and `fd` is open (we own it).
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = std::io::Error::last_os_error();
+            match err.kind() {
+                std::io::ErrorKind::WouldBlock => {}
+                std::io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+            if since.get_or_insert_with(Instant::now).elapsed() >= POLL_BEFORE_SLEEP {
+                return self.0.read(buf);
+            }
+            std::thread::yield_now();
         }
     }
 }
