@@ -4,9 +4,9 @@
 //! always the same token: a fixture generated from a trace still matches an agent that
 //! sends the real secret, because the gateway redacts call arguments before matching too.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde_json::Value;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -19,6 +19,10 @@ struct Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     custom: Vec<Pattern>,
+    /// Every pattern, built-in and custom, as one set: an ASCII text none of them
+    /// matches (and holding no literal) comes out unchanged after one scan.
+    /// `None` for the default redactor, which uses the built-in set.
+    set: Option<Arc<RegexSet>>,
     pointers: Vec<String>,
     /// Exact secrets first found at a pointer (kind `pointer`).
     literals: Vec<String>,
@@ -26,10 +30,26 @@ pub struct Redactor {
 
 /// Object keys whose string value is a credential whatever its shape (HTTP headers).
 fn is_credential_key(key: &str) -> bool {
-    matches!(
-        key.to_ascii_lowercase().as_str(),
-        "authorization" | "proxy-authorization" | "x-api-key" | "api-key" | "api_key" | "apikey"
-    )
+    [
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|k| key.eq_ignore_ascii_case(k))
+}
+
+fn pattern_set<'a>(patterns: impl Iterator<Item = &'a Pattern>) -> RegexSet {
+    RegexSet::new(patterns.map(|p| p.regex.as_str()))
+        .expect("patterns that compiled alone compile as a set")
+}
+
+fn builtin_set() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| pattern_set(builtin().iter()))
 }
 
 fn builtin() -> &'static [Pattern] {
@@ -104,15 +124,44 @@ impl Redactor {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let custom: Vec<Pattern> = custom;
+        let set =
+            (!custom.is_empty()).then(|| Arc::new(pattern_set(builtin().iter().chain(&custom))));
         Ok(Redactor {
             custom,
+            set,
             pointers: pointers.to_vec(),
             literals: Vec::new(),
         })
     }
 
+    /// Whether redacting `text` could change it: a literal occurs in it or a pattern
+    /// matches it. When not, every step of [`Redactor::redact_text`] leaves it as it is.
+    fn may_redact(&self, text: &str) -> bool {
+        if self.literals.iter().any(|l| text.contains(l.as_str())) {
+            return true;
+        }
+        if text.is_ascii() {
+            // One pass for every pattern.
+            match &self.set {
+                Some(set) => set.is_match(text),
+                None => builtin_set().is_match(text),
+            }
+        } else {
+            // On non-ASCII text `\b` sends a set to its slowest engine wherever a
+            // pattern's literal occurs; each pattern alone skips ahead by its literal.
+            builtin()
+                .iter()
+                .chain(&self.custom)
+                .any(|p| p.regex.is_match(text))
+        }
+    }
+
     /// Redacts secrets in a text; `counts` receives one entry per secret replaced.
     pub fn redact_text(&self, text: &str, counts: &mut Vec<String>) -> String {
+        if !self.may_redact(text) {
+            return text.to_string();
+        }
         let mut out = text.to_string();
         for secret in &self.literals {
             if out.contains(secret.as_str()) {
@@ -143,7 +192,15 @@ impl Redactor {
     /// Redacts every string of a JSON value, and replaces the values at the configured
     /// pointers whole.
     pub fn redact_value_counted(&self, value: &Value, counts: &mut Vec<String>) -> Value {
-        let mut v = self.walk(value, counts);
+        let mut v = value.clone();
+        self.redact_in_place(&mut v, counts);
+        v
+    }
+
+    /// [`Redactor::redact_value_counted`] on a value of one's own: only the strings that
+    /// hold a secret are rewritten, nothing else is copied.
+    pub fn redact_in_place(&self, v: &mut Value, counts: &mut Vec<String>) {
+        self.walk(v, counts);
         for pointer in &self.pointers {
             if let Some(slot) = v.pointer_mut(pointer) {
                 if !matches!(&*slot, Value::String(s) if s.starts_with("[REDACTED:")) {
@@ -156,7 +213,6 @@ impl Redactor {
                 }
             }
         }
-        v
     }
 
     /// The string values the configured pointers name in `value` (before redaction).
@@ -172,31 +228,35 @@ impl Redactor {
         self.redact_value_counted(value, &mut Vec::new())
     }
 
-    fn walk(&self, value: &Value, counts: &mut Vec<String>) -> Value {
+    /// Redacts one string in place; unchanged strings are not reallocated.
+    fn redact_string(&self, s: &mut String, counts: &mut Vec<String>) {
+        if self.may_redact(s) {
+            *s = self.redact_text(s, counts);
+        }
+    }
+
+    fn walk(&self, value: &mut Value, counts: &mut Vec<String>) {
         match value {
-            Value::String(s) => Value::String(self.redact_text(s, counts)),
-            Value::Array(a) => Value::Array(a.iter().map(|v| self.walk(v, counts)).collect()),
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| {
-                        let redacted = match v {
-                            Value::String(s) if is_credential_key(k) => {
-                                let text = self.redact_text(s, counts);
-                                // A bare credential (no `Bearer` to find it by): the whole value.
-                                if text.contains("[REDACTED:") || s.trim().is_empty() {
-                                    Value::String(text)
-                                } else {
-                                    counts.push("authorization".into());
-                                    Value::String(token("authorization", s))
-                                }
-                            }
-                            _ => self.walk(v, counts),
-                        };
-                        (k.clone(), redacted)
-                    })
-                    .collect(),
-            ),
-            other => other.clone(),
+            Value::String(s) => self.redact_string(s, counts),
+            Value::Array(a) => a.iter_mut().for_each(|v| self.walk(v, counts)),
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    match v {
+                        Value::String(s) if is_credential_key(k) => {
+                            let text = self.redact_text(s, counts);
+                            // A bare credential (no `Bearer` to find it by): the whole value.
+                            *s = if text.contains("[REDACTED:") || s.trim().is_empty() {
+                                text
+                            } else {
+                                counts.push("authorization".into());
+                                token("authorization", s)
+                            };
+                        }
+                        _ => self.walk(v, counts),
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -244,6 +304,20 @@ mod tests {
         assert!(out.contains(&token("authorization", "abc.def-123456")));
         // Redacting twice changes nothing: tokens are not secrets.
         assert_eq!(r.redact_text(&out, &mut Vec::new()), out);
+    }
+
+    #[test]
+    fn ascii_and_non_ascii_texts_are_redacted_alike() {
+        let r = Redactor::new(&[("customer".into(), r"CUST-\d{6}".into())], &[]).unwrap();
+        for prefix in ["key", "clé ✓"] {
+            let text = format!("{prefix} sk-proj-abcdefghijklmnop1234 for CUST-123456");
+            let mut counts = Vec::new();
+            let out = r.redact_text(&text, &mut counts);
+            assert_eq!(counts, ["openai_key", "customer"], "{text}");
+            assert!(out.starts_with(prefix) && !out.contains("sk-proj") && !out.contains("CUST-"));
+            let clean = format!("{prefix} nothing secret here, a token of thanks");
+            assert_eq!(r.redact_text(&clean, &mut counts), clean);
+        }
     }
 
     #[test]

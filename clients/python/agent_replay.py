@@ -51,10 +51,7 @@ created default ``Client``; create your own ``Client`` to hold several runs at o
 from __future__ import annotations
 
 import atexit
-import base64
-import datetime as _dt
 import fcntl
-import hashlib
 import itertools
 import json
 import math
@@ -64,8 +61,9 @@ import socket
 import sys
 import threading
 import time
-import uuid
-from typing import Any, BinaryIO, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
+# base64, datetime, hashlib and uuid serve the production backend only: imported where
+# used, so an agent under the harness does not pay for them at start-up.
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 __all__ = [
     "Backend",
@@ -179,11 +177,15 @@ def envelope_bytes(envelope: Dict[str, Any]) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def now_rfc3339() -> str:
     """RFC 3339 UTC with milliseconds and ``Z``: ``2026-05-08T10:00:00.123Z``."""
+    import datetime as _dt
+
     now = _dt.datetime.now(_dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
@@ -199,6 +201,8 @@ def _sanitize(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     if isinstance(value, (bytes, bytearray)):
+        import base64
+
         return base64.b64encode(bytes(value)).decode("ascii")
     return str(value)
 
@@ -304,6 +308,8 @@ def _workspace_path(workspace: str, path: str) -> Optional[Tuple[str, str]]:
 
 
 def _hash_file(path: str) -> Tuple[str, int]:
+    import hashlib
+
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
@@ -331,18 +337,74 @@ class Backend(Protocol):
     ) -> None: ...
 
 
+# The wire's encoder: compact, UTF-8 as is, exactly what ``json.dumps(obj,
+# ensure_ascii=False, separators=(",", ":"))`` writes. ``JSONEncoder.encode`` builds a C
+# encoder per call; where CPython has one (``json.encoder.c_make_encoder``) it is built
+# once here instead, and rebuilt after a failed encode (which can leave entries in its
+# circular-reference markers).
+_WIRE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _c_wire_encoder() -> Optional[Callable[[Any], str]]:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    e = _WIRE_ENCODER
+    encode = make({}, e.default, json.encoder.encode_basestring, e.indent, e.key_separator,
+                  e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_c_encode = _c_wire_encoder()
+
+
+def _wire_encode(obj: Any) -> str:
+    global _c_encode
+    if _c_encode is None:
+        return _WIRE_ENCODER.encode(obj)
+    try:
+        return _c_encode(obj)
+    except BaseException:
+        _c_encode = _c_wire_encoder()
+        raise
+
+
+# How long a request polls for its reply before it sleeps (see GatewayBackend._poll).
+_POLL_SECONDS = 100e-6
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+_WIRE_DECODER = json.JSONDecoder()
+_scan_once = _WIRE_DECODER.scan_once
+
+
+def _wire_decode(text: str) -> Any:
+    """``json.loads`` of one reply line (the gateway writes UTF-8 JSON and a newline)."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return _WIRE_DECODER.decode(text)  # raises the usual JSONDecodeError
+    if text[end:] not in ("\n", ""):
+        return _WIRE_DECODER.decode(text)  # whitespace or extra data after it: the slow way
+    return value
+
+
 class GatewayBackend:
     """Speaks JSON-RPC 2.0, one object per line, over the harness's Unix socket.
 
-    One connection, opened on first use; requests are sent one at a time (a lock
-    keeps threads from interleaving lines) and each reads exactly one response line,
-    which is how the gateway answers (in order, per connection).
+    One connection, opened on first use and kept for the process's life; requests are
+    sent one at a time (a lock keeps threads from interleaving lines) and each reads
+    exactly one response line, which is how the gateway answers (in order, per
+    connection). Replies are read with plain ``recv`` calls of up to 64 KiB: a reply
+    that arrives whole, the usual case, is one system call and no copy; the first is
+    polled for briefly before the process sleeps.
     """
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
         self._sock: Optional[socket.socket] = None
-        self._reader: Optional[BinaryIO] = None
+        # Bytes received after the last complete line (none, with one request at a time).
+        self._pending = bytearray()
+        self._poll_first = False
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -356,26 +418,70 @@ class GatewayBackend:
                 f"agent_replay: cannot connect to the gateway at {self.socket_path!r}: {exc}"
             ) from exc
         self._sock = sock
-        self._reader = sock.makefile("rb")
+        self._pending = bytearray()
+        # On one CPU the gateway cannot answer while this process polls: sleep at once.
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        self._poll_first = bool(_MSG_DONTWAIT) and hasattr(os, "sched_yield") and cpus > 1
+
+    def _poll(self) -> bytes:
+        """The first bytes of a reply, polled for up to ``_POLL_SECONDS`` before
+        sleeping in ``recv``: the gateway answers within microseconds, and a process
+        that went to sleep is slow to wake (tens of microseconds on a VM)."""
+        sock = self._sock
+        assert sock is not None
+        if self._poll_first:
+            deadline = time.perf_counter() + _POLL_SECONDS
+            while True:
+                try:
+                    return sock.recv(1 << 16, _MSG_DONTWAIT)
+                except BlockingIOError:
+                    if time.perf_counter() >= deadline:
+                        break
+                    os.sched_yield()  # to the gateway, should it share this CPU
+        return sock.recv(1 << 16)
+
+    def _read_line(self) -> bytes:
+        """The next line with its newline; at EOF what was left (``b""`` when nothing)."""
+        assert self._sock is not None
+        pending = self._pending
+        if not pending:
+            chunk = self._poll()
+            if not chunk or chunk.find(b"\n") == len(chunk) - 1:
+                return chunk
+            pending += chunk
+        start = 0
+        while True:
+            i = pending.find(b"\n", start)
+            if i >= 0:
+                line = bytes(pending[: i + 1])
+                del pending[: i + 1]
+                return line
+            start = len(pending)
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                line = bytes(pending)
+                pending.clear()
+                return line
+            pending += chunk
 
     def request(self, method: str, params: Dict[str, Any]) -> Any:
         """Send one request and return its ``result``; raise GatewayError on ``error``."""
         with self._lock:
             if self._sock is None:
                 self._connect()
-            assert self._sock is not None and self._reader is not None
+            assert self._sock is not None
             req_id = next(self._ids)
-            line = json.dumps(
-                {"jsonrpc": "2.0", "id": req_id, "method": method, "params": params},
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            self._sock.sendall(line.encode("utf-8") + b"\n")
-            raw = self._reader.readline()
+            line = _wire_encode({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params})
+            self._sock.sendall((line + "\n").encode("utf-8"))
+            raw = self._read_line()
         if not raw:
             raise RuntimeError(f"agent_replay: the gateway closed the connection during {method}")
         try:
-            response = json.loads(raw)
+            # The gateway writes UTF-8 without a BOM: no encoding to detect.
+            response = _wire_decode(raw.decode("utf-8"))
         except ValueError as exc:
             raise RuntimeError(f"agent_replay: unreadable gateway response to {method}: {raw[:200]!r}") from exc
         if not isinstance(response, dict):
@@ -431,11 +537,10 @@ class GatewayBackend:
         )
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
         if self._sock is not None:
             self._sock.close()
-        self._sock = self._reader = None
+        self._sock = None
+        self._pending = bytearray()
 
 
 class _OpenRun:
@@ -578,6 +683,8 @@ class ProductionBackend:
 
         env_attempt = envelope.get("attempt", 1)
         env_timeout = envelope.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+        import uuid
+
         run_id = str(uuid.uuid4())
         record: Dict[str, Any] = {
             "run_id": run_id,
@@ -627,6 +734,8 @@ class ProductionBackend:
         """The start snapshot: ``{rel: {"sha256", "content_b64"}}`` for every file under the
         given workspace paths (directories recursively); paths that cannot be had are
         returned apart with why."""
+        import base64
+
         files: Dict[str, Dict[str, str]] = {}
         skipped: List[Tuple[str, str]] = []
 
@@ -913,11 +1022,15 @@ class Client:
         ``isError: true``.
         """
         args = {} if arguments is None else arguments
+        backend = self.backend
+        if type(backend) is GatewayBackend:
+            # Under the harness: nothing to start or register, straight to the wire.
+            return backend.request("tools/call", {"name": name, "arguments": args})
         if impl is None and name in self._tools:
             impl, registered_effect = self._tools[name]
             effect = effect or registered_effect
         self._ensure_started()
-        return self.backend.call_tool(name, args, impl, effect)
+        return backend.call_tool(name, args, impl, effect)
 
     def record_event(self, name: str, data: Any = None) -> None:
         """Record a named event (checkpoint, warning) in the run's trace."""

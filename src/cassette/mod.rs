@@ -251,8 +251,12 @@ impl CassetteIndex {
         };
         let (mut buf, mut recorded) = (Vec::new(), Vec::new());
         for group in &entry.exact {
-            let called = json::without_pointers(arguments, &group.ignore);
-            let key = json::canonical_hash(&called, &mut buf);
+            // Without ignore pointers the call is its own key: no copy of the arguments.
+            let key = if group.ignore.is_empty() {
+                json::canonical_hash(arguments, &mut buf)
+            } else {
+                json::canonical_hash(&json::without_pointers(arguments, &group.ignore), &mut buf)
+            };
             let Some(&(first, _)) = group.by_args.get(&key) else {
                 continue;
             };

@@ -38,6 +38,13 @@ pub struct Session {
     started: Instant,
 }
 
+/// What a request is answered with.
+enum Answer {
+    /// The recorded result of this interaction, sent as recorded.
+    Recorded(usize),
+    Value(Box<RawValue>),
+}
+
 impl Session {
     pub fn new(
         mode: Mode,
@@ -73,12 +80,25 @@ impl Session {
     /// Answers one request. Results are raw JSON text so a recorded tool result is sent
     /// exactly as it was recorded.
     pub fn handle(&mut self, method: &str, params: Value) -> Result<Box<RawValue>, RpcError> {
-        let raw = |v: Value| Ok(serde_json::value::to_raw_value(&v).expect("results serialize"));
+        Ok(match self.answer(method, params)? {
+            Answer::Recorded(i) => self.cassette.result_of(i).0.to_owned(),
+            Answer::Value(v) => v,
+        })
+    }
+
+    /// [`Session::handle`] without copying a recorded result: the serve loop writes it
+    /// straight from the cassette.
+    fn answer(&mut self, method: &str, params: Value) -> Result<Answer, RpcError> {
+        let raw = |v: Value| {
+            Ok(Answer::Value(
+                serde_json::value::to_raw_value(&v).expect("results serialize"),
+            ))
+        };
         match method {
+            "tools/call" => self.call_tool(params).map(Answer::Recorded),
             "tools/list" => raw(json!({
                 "tools": self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>()
             })),
-            "tools/call" => self.call_tool(params),
             "run/event" => self.event(params).and_then(raw),
             "run/artifact" => self.artifact(params).and_then(raw),
             "run/close" => self.close(params).and_then(raw),
@@ -99,7 +119,8 @@ impl Session {
         });
     }
 
-    fn call_tool(&mut self, params: Value) -> Result<Box<RawValue>, RpcError> {
+    /// Answers a `tools/call` with the index of the interaction whose result to send.
+    fn call_tool(&mut self, params: Value) -> Result<usize, RpcError> {
         let invalid = |tool: &Value, msg: &str| {
             RpcError::new(protocol::INVALID_PARAMS, format!("invalid params: {msg}"))
                 .with_data(json!({"tool": tool, "reason": "invalid_params"}))
@@ -110,21 +131,24 @@ impl Session {
                 "expected {\"name\": \"…\", \"arguments\": {…}}",
             ));
         };
-        let tool = match p.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        let tool = match p.remove("name") {
+            Some(Value::String(s)) if !s.is_empty() => s,
             other => {
                 return Err(invalid(
-                    other.unwrap_or(&Value::Null),
+                    other.as_ref().unwrap_or(&Value::Null),
                     "`name` must be a non-empty string",
                 ))
             }
         };
-        let arguments = match p.remove("arguments") {
-            None | Some(Value::Null) => json!({}),
+        let mut arguments = match p.remove("arguments") {
+            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(invalid(&json!(tool), "`arguments` must be an object")),
         };
-        let arguments = self.redactor.redact_value(&arguments);
+        // Redacted before matching (and before the transcript sees them); in place, so
+        // arguments holding no secret are not copied.
+        self.redactor
+            .redact_in_place(&mut arguments, &mut Vec::new());
         let at_ms = self.now_ms();
         if !self.allowed_tools().contains(&tool) {
             let effect = self.cassette.unrecorded_effect(&tool);
@@ -151,8 +175,7 @@ impl Session {
         };
         match (decide(self.mode, effect, found.is_some()), found) {
             (Decision::Replay, Some(i)) => {
-                let (result, is_error) = self.cassette.result_of(i);
-                let result = result.to_owned();
+                let (_, is_error) = self.cassette.result_of(i);
                 self.transcript.calls.push(CallRecord {
                     tool,
                     arguments,
@@ -160,7 +183,7 @@ impl Session {
                     outcome: CallOutcome::Replayed { index: i, is_error },
                     at_ms,
                 });
-                Ok(result)
+                Ok(i)
             }
             (decision, _) => {
                 // Forward (live mode) is not reachable until live mode lands: the CLI
@@ -381,12 +404,12 @@ impl Gateway {
         let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
         let _ = UnixStream::connect(&self.socket);
         if let Some(a) = self.acceptor.take() {
-            let _ = a.join();
+            a.join();
         }
         let conns = std::mem::take(&mut *self.connections.lock().expect("connections lock"));
         for (stream, handle) in conns {
             let _ = stream.shutdown(std::net::Shutdown::Both);
-            let _ = handle.join();
+            handle.join();
         }
         let mut session = self.session.lock().expect("session lock");
         std::mem::take(&mut session.transcript)
@@ -397,9 +420,14 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let poll = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let mut reader = BufReader::with_capacity(64 * 1024, Polled(stream, poll));
+    // One line buffer and one reply buffer for the connection's life.
+    let mut line = Vec::new();
+    let mut out = Vec::new();
     loop {
-        let reply = match protocol::read_line(&mut reader) {
+        out.clear();
+        match protocol::read_line_into(&mut reader, &mut line) {
             Err(_) | Ok(Line::Eof) => return,
             Ok(Line::TooLong) => {
                 let err = RpcError::new(
@@ -410,40 +438,91 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                     ),
                 );
                 session.lock().expect("session lock").protocol_error(&err);
-                Some(protocol::failure(&Value::Null, &err))
+                out = protocol::failure(&Value::Null, &err);
             }
-            Ok(Line::Text(text)) if text.iter().all(u8::is_ascii_whitespace) => None,
-            Ok(Line::Text(text)) => match protocol::parse_request(&text) {
+            Ok(Line::Text(())) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Ok(Line::Text(())) => match protocol::parse_request(&line) {
                 Err(bad) => {
                     session
                         .lock()
                         .expect("session lock")
                         .protocol_error(&bad.error);
-                    Some(protocol::failure(&bad.id, &bad.error))
+                    out = protocol::failure(&bad.id, &bad.error);
                 }
                 Ok(req) => {
                     let mut s = session.lock().expect("session lock");
-                    let result = s.handle(&req.method, req.params);
-                    if let Err(e) = &result {
-                        if matches!(
-                            e.code,
-                            protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS
-                        ) {
-                            s.protocol_error(e);
+                    match (s.answer(&req.method, req.params), req.id) {
+                        (Ok(answer), Some(id)) => {
+                            let result = match &answer {
+                                Answer::Recorded(i) => s.cassette.result_of(*i).0,
+                                Answer::Value(v) => v,
+                            };
+                            protocol::write_success(&mut out, &id, result);
+                        }
+                        (Ok(_), None) => {}
+                        (Err(e), id) => {
+                            if matches!(
+                                e.code,
+                                protocol::METHOD_NOT_FOUND | protocol::INVALID_PARAMS
+                            ) {
+                                s.protocol_error(&e);
+                            }
+                            drop(s);
+                            if let Some(id) = id {
+                                out = protocol::failure(&id, &e);
+                            }
                         }
                     }
-                    drop(s);
-                    req.id.map(|id| match result {
-                        Ok(v) => protocol::success(&id, &v),
-                        Err(e) => protocol::failure(&id, &e),
-                    })
                 }
             },
         };
-        if let Some(bytes) = reply {
-            if writer.write_all(&bytes).is_err() {
-                return;
+        if line.capacity() > 1 << 20 {
+            // A large request is not kept around for the rest of the connection.
+            line = Vec::new();
+        }
+        if !out.is_empty() && writer.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// How long a connection polls for the agent's next request before it sleeps in `read`.
+///
+/// An agent calling tools in a loop sends the next request microseconds after it read
+/// the last reply. Caught awake, it costs no wake-up, and waking a thread whose core went
+/// idle is most of a call's cost on a VM (tens of microseconds). An agent that thinks
+/// longer costs this much polling per call, yielding to anything else runnable.
+const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first
+/// when `.1` (there is more than one CPU to run on: on one, the agent cannot send while
+/// the gateway polls, and polling only delays it).
+struct Polled(UnixStream, bool);
+
+impl std::io::Read for Polled {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.1 {
+            return self.0.read(buf);
+        }
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.0);
+        let mut since: Option<Instant> = None;
+        loop {
+            // SAFETY: `buf` is writable for `buf.len()` bytes and `fd` is open (we own it).
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(n as usize);
             }
+            let err = std::io::Error::last_os_error();
+            match err.kind() {
+                std::io::ErrorKind::WouldBlock => {}
+                std::io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+            if since.get_or_insert_with(Instant::now).elapsed() >= POLL_BEFORE_SLEEP {
+                return self.0.read(buf);
+            }
+            std::thread::yield_now();
         }
     }
 }

@@ -37,10 +37,11 @@ impl RpcError {
     }
 }
 
-/// One line off the wire.
+/// One line off the wire: its text (`()` from [`read_line_into`], which leaves it in the
+/// caller's buffer).
 #[derive(Debug)]
-pub enum Line {
-    Text(Vec<u8>),
+pub enum Line<T = Vec<u8>> {
+    Text(T),
     /// Longer than [`MAX_LINE_BYTES`]; its bytes were discarded up to the newline.
     TooLong,
     Eof,
@@ -49,6 +50,17 @@ pub enum Line {
 /// Reads one `\n`-terminated line, never holding more than the cap in memory.
 pub fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
     let mut buf = Vec::new();
+    Ok(match read_line_into(reader, &mut buf)? {
+        Line::Text(()) => Line::Text(buf),
+        Line::TooLong => Line::TooLong,
+        Line::Eof => Line::Eof,
+    })
+}
+
+/// [`read_line`] into a buffer the caller keeps (it is cleared first), so a connection
+/// reads every request without allocating.
+pub fn read_line_into(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line<()>> {
+    buf.clear();
     let mut too_long = false;
     loop {
         let available = match reader.fill_buf() {
@@ -62,17 +74,17 @@ pub fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
             } else if buf.is_empty() {
                 Line::Eof
             } else {
-                Line::Text(buf)
+                Line::Text(())
             });
         }
-        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+        let (chunk, done) = match memchr_newline(available) {
             Some(i) => (&available[..i], Some(i + 1)),
             None => (available, None),
         };
         if !too_long {
             if buf.len() + chunk.len() > MAX_LINE_BYTES {
                 too_long = true;
-                buf = Vec::new();
+                *buf = Vec::new();
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -83,10 +95,14 @@ pub fn read_line(reader: &mut impl BufRead) -> io::Result<Line> {
             return Ok(if too_long {
                 Line::TooLong
             } else {
-                Line::Text(buf)
+                Line::Text(())
             });
         }
     }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
 }
 
 /// A parsed request. `id` is `None` for a notification (no reply is sent).
@@ -135,7 +151,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Box<BadRequest>> {
         }
     }
     let reply_id = id.clone().unwrap_or(Value::Null);
-    if obj.get("jsonrpc") != Some(&json!("2.0")) {
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(bad(
             reply_id,
             RpcError::new(
@@ -161,20 +177,19 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Box<BadRequest>> {
 }
 
 pub fn success(id: &Value, result: &serde_json::value::RawValue) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Success<'a> {
-        jsonrpc: &'static str,
-        id: &'a Value,
-        result: &'a serde_json::value::RawValue,
-    }
-    let mut out = serde_json::to_vec(&Success {
-        jsonrpc: "2.0",
-        id,
-        result,
-    })
-    .expect("responses serialize");
-    out.push(b'\n');
+    let mut out = Vec::new();
+    write_success(&mut out, id, result);
     out
+}
+
+/// Appends the success reply line: `{"jsonrpc":"2.0","id":…,"result":…}` and `\n`, the
+/// result's text exactly as given.
+pub fn write_success(out: &mut Vec<u8>, id: &Value, result: &serde_json::value::RawValue) {
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    serde_json::to_writer(&mut *out, id).expect("ids serialize");
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result.get().as_bytes());
+    out.extend_from_slice(b"}\n");
 }
 
 pub fn failure(id: &Value, err: &RpcError) -> Vec<u8> {
@@ -206,6 +221,55 @@ mod tests {
             other => panic!("expected the next line, got {other:?}"),
         }
         assert!(matches!(read_line(&mut r).unwrap(), Line::Eof));
+    }
+
+    #[test]
+    fn success_replies_are_the_derived_serialization() {
+        #[derive(serde::Serialize)]
+        struct Success<'a> {
+            jsonrpc: &'static str,
+            id: &'a Value,
+            result: &'a serde_json::value::RawValue,
+        }
+        let result = serde_json::value::RawValue::from_string(
+            r#"{"content":[{"type":"text","text":"é \"x\""}],"n":2.50}"#.into(),
+        )
+        .unwrap();
+        for id in [json!(1), json!("a\"b"), json!(null), json!(1.5)] {
+            let mut derived = serde_json::to_vec(&Success {
+                jsonrpc: "2.0",
+                id: &id,
+                result: &result,
+            })
+            .unwrap();
+            derived.push(b'\n');
+            assert_eq!(success(&id, &result), derived);
+        }
+    }
+
+    #[test]
+    fn a_kept_buffer_reads_line_after_line() {
+        let mut r = io::BufReader::with_capacity(4, &b"{\"a\":1}\n\nlast"[..]);
+        let mut buf = b"stale".to_vec();
+        assert!(matches!(
+            read_line_into(&mut r, &mut buf).unwrap(),
+            Line::Text(())
+        ));
+        assert_eq!(buf, b"{\"a\":1}");
+        assert!(matches!(
+            read_line_into(&mut r, &mut buf).unwrap(),
+            Line::Text(())
+        ));
+        assert_eq!(buf, b"");
+        assert!(matches!(
+            read_line_into(&mut r, &mut buf).unwrap(),
+            Line::Text(())
+        ));
+        assert_eq!(buf, b"last");
+        assert!(matches!(
+            read_line_into(&mut r, &mut buf).unwrap(),
+            Line::Eof
+        ));
     }
 
     #[test]

@@ -3,16 +3,14 @@
 //!
 //! 1. Per-fixture overhead: `agent-replay run` on N fixtures of a trivial agent, against
 //!    spawning that same agent bare N times with the same stdin.
-//! 2. A `tools/call` round trip through the gateway, against a raw Unix-socket JSON echo.
+//! 2. A `tools/call` round trip through the gateway, against a raw Unix-socket JSON echo
+//!    (`bench_calls.rs`, with the Python agent session against AgentTape).
 //! 3. Cassette lookup with 10 recordings against 100,000 (the index should make it flat).
 
 use agent_replay::cassette::CassetteIndex;
 use agent_replay::fixture::format::Cassette;
-use agent_replay::gateway::policy::Mode;
-use agent_replay::gateway::{Gateway, Session};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,14 +47,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if quick { "quick" } else { "full" }
     );
     spawn_overhead(&target, fixtures)?;
-    round_trip(calls)?;
+    super::bench_calls::round_trip(&target, calls)?;
     cassette_scaling(calls);
+    super::bench_calls::python_session(&target, quick)?;
     super::bench_cassette::run(&target, quick)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
 }
 
 /// P1: whole `run` over `n` fixtures whose compiled agent makes 3 recorded calls and
@@ -163,98 +157,6 @@ fn spawn_overhead(target: &Path, n: usize) -> Result<(), String> {
     }
     println!();
     Ok(())
-}
-
-fn round_trip(n: usize) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    // Baseline: a raw Unix-socket JSON echo (parse the line, write it back).
-    let echo_path = dir.path().join("echo.sock");
-    let listener = UnixListener::bind(&echo_path).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let Ok((stream, _)) = listener.accept() else {
-            return;
-        };
-        let mut w = stream.try_clone().expect("clone");
-        let mut r = BufReader::new(stream);
-        let mut line = String::new();
-        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            let mut out = serde_json::to_vec(
-                &json!({"jsonrpc": "2.0", "id": v["id"], "result": v["params"]}),
-            )
-            .expect("ser");
-            out.push(b'\n');
-            if w.write_all(&out).is_err() {
-                return;
-            }
-            line.clear();
-        }
-    });
-    let echo = time_requests(&echo_path, n)?;
-
-    let cassette: Cassette = serde_json::from_str(
-        &json!({
-            "format": "agent-replay/cassette@1",
-            "interactions": [{"id": "c1", "tool": "search", "effect": "read", "repeat": true,
-                "arguments": {"query": "bench", "page": 1},
-                "result": {"content": [{"type": "text", "text": "result"}], "isError": false}}]
-        })
-        .to_string(),
-    )
-    .map_err(|e| e.to_string())?;
-    let ws = dir.path().join("ws");
-    std::fs::create_dir(&ws).map_err(|e| e.to_string())?;
-    let session = Session::new(
-        Mode::Cassette,
-        CassetteIndex::new(cassette),
-        None,
-        ws.clone(),
-        dir.path().to_path_buf(),
-        agent_replay::redact::Redactor::default(),
-    );
-    let gw_path = dir.path().join("gw.sock");
-    let gateway = Gateway::start(&gw_path, session).map_err(|e| e.to_string())?;
-    let gw = time_requests(&gw_path, n)?;
-    let transcript = gateway.stop();
-    if transcript.calls.len() != n + 50 {
-        return Err(format!(
-            "gateway answered {} calls, expected {}",
-            transcript.calls.len(),
-            n + 50
-        ));
-    }
-    println!("tools/call round trip ({n} sequential requests on one connection)");
-    println!("  raw Unix-socket JSON echo   {:>9.2} µs", us(echo));
-    println!("  gateway tools/call          {:>9.2} µs", us(gw));
-    println!("  ratio                       {:>9.2}x\n", ratio(gw, echo));
-    Ok(())
-}
-
-/// Median round trip of `n` requests (after 50 warm-up requests).
-fn time_requests(path: &Path, n: usize) -> Result<Duration, String> {
-    let stream = UnixStream::connect(path).map_err(|e| e.to_string())?;
-    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(stream);
-    let mut samples = Vec::with_capacity(n);
-    let mut reply = String::new();
-    for i in 0..n + 50 {
-        let mut req =
-            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-            "params": {"name": "search", "arguments": {"page": 1.0, "query": "bench"}}}))
-            .expect("ser");
-        req.push(b'\n');
-        let t = Instant::now();
-        w.write_all(&req).map_err(|e| e.to_string())?;
-        reply.clear();
-        r.read_line(&mut reply).map_err(|e| e.to_string())?;
-        if i >= 50 {
-            samples.push(t.elapsed());
-        }
-        if reply.contains("\"error\"") {
-            return Err(format!("unexpected error reply: {reply}"));
-        }
-    }
-    Ok(median(samples))
 }
 
 fn cassette_scaling(n: usize) {

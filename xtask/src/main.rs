@@ -1,6 +1,7 @@
 //! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`.
 
 mod bench;
+mod bench_calls;
 mod bench_cassette;
 mod soak;
 
@@ -14,7 +15,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
+        Some("bench-calls") => bench_calls::helper(&args[1..]),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [cassette] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
