@@ -236,15 +236,87 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(v * scale).ok()
 }
 
+/// The commit checked out at `dir` (first 12 hex digits), read from `.git` itself:
+/// spawning `git` costs ~20 ms, more than a small suite's runs. Follows a worktree's or
+/// submodule's `gitdir:` file, `commondir`, loose refs and `packed-refs`.
 fn git_head(dir: &std::path::Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
+    let dot_git = dir
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|p| p.exists())?;
+    let git_dir = if dot_git.is_file() {
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let target = text.trim().strip_prefix("gitdir:")?.trim();
+        dot_git.parent()?.join(target)
+    } else {
+        dot_git
+    };
+    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(c) => git_dir.join(c.trim()),
+        Err(_) => git_dir.clone(),
+    };
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let hash = match head.trim().strip_prefix("ref:") {
+        None => head.trim().to_string(),
+        Some(name) => {
+            let name = name.trim();
+            let loose = [&git_dir, &common]
+                .iter()
+                .find_map(|d| std::fs::read_to_string(d.join(name)).ok());
+            match loose {
+                Some(h) => h.trim().to_string(),
+                None => std::fs::read_to_string(common.join("packed-refs"))
+                    .ok()?
+                    .lines()
+                    .find_map(|l| {
+                        let (h, n) = l.split_once(' ')?;
+                        (n.trim() == name).then(|| h.to_string())
+                    })?,
+            }
+        }
+    };
+    (hash.len() >= 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hash[..12].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::git_head;
+
+    #[test]
+    fn git_head_reads_loose_packed_detached_and_worktree_heads() {
+        let d = tempfile::tempdir().unwrap();
+        let git = d.path().join(".git");
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::write(git.join("refs/heads/main"), format!("{a}\n")).unwrap();
+        let sub = d.path().join("deep/er");
+        std::fs::create_dir_all(&sub).unwrap();
+        assert_eq!(git_head(&sub).as_deref(), Some("0123456789ab"));
+
+        let b = "fedcba9876543210fedcba9876543210fedcba98";
+        std::fs::remove_file(git.join("refs/heads/main")).unwrap();
+        std::fs::write(
+            git.join("packed-refs"),
+            format!("# pack-refs\n{b} refs/heads/main\n"),
+        )
+        .unwrap();
+        assert_eq!(git_head(d.path()).as_deref(), Some("fedcba987654"));
+
+        // A worktree: `.git` is a file naming its gitdir, whose commondir holds the refs.
+        let wt = d.path().join("wt");
+        let wt_git = git.join("worktrees/wt");
+        std::fs::create_dir_all(&wt_git).unwrap();
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", wt_git.display())).unwrap();
+        std::fs::write(wt_git.join("commondir"), "../..\n").unwrap();
+        std::fs::write(wt_git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_eq!(git_head(&wt).as_deref(), Some("fedcba987654"));
+
+        std::fs::write(git.join("HEAD"), format!("{a}\n")).unwrap();
+        assert_eq!(git_head(d.path()).as_deref(), Some("0123456789ab"));
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/gone\n").unwrap();
+        assert_eq!(git_head(d.path()), None);
+    }
 }
