@@ -20,23 +20,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("ledger") {
         return ledger(if quick { 100_000 } else { 1_000_000 });
     }
-    let root = super::repo_root();
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "agent-replay",
-            "--example",
-            "rust_agent",
-        ])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
-    }
-    let target = root.join("target/release");
+    let target = super::build_release()?;
     if args.first().map(String::as_str) == Some("cassette") {
         return super::bench_cassette::run(&target, quick);
     }
