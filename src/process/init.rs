@@ -39,6 +39,11 @@ fn send(rec: Record) {
 /// Only in the child started with `CLONE_NEWPID`, stdio on 0–2 and the status pipe on
 /// [`STATUS_FD`], while `ctx` stays alive.
 pub(super) unsafe fn run(ctx: &ChildCtx) -> ! {
+    // `kill(-1, …)` below means "every process of this namespace" only for its PID 1;
+    // anywhere else it would reach every process the user may signal. Never risk that.
+    if libc::getpid() != 1 {
+        report_and_exit(STATUS_FD, libc::EINVAL);
+    }
     let mut set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut set);
     for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
