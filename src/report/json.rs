@@ -179,7 +179,7 @@ mod tests {
         });
         let mut detailed = Reason::new(ReasonCode::ContentMismatch, "output", "/x/0", "m");
         detailed.detail = Some("- a\n+ b".into());
-        let results = vec![
+        let results = [
             result("a/pass", Verdict::Passed, vec![]),
             flaky,
             result("c/fail", Verdict::Failed, vec![detailed]),

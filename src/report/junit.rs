@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn the_streamed_report_is_the_whole_document() {
-        let results = vec![
+        let results = [
             result("a/fail", Verdict::Failed, ReasonCode::StatusMismatch),
             result("a/blocked", Verdict::Blocked, ReasonCode::AgentUnavailable),
             result("b/degraded", Verdict::Degraded, ReasonCode::LeakedProcess),
