@@ -3,8 +3,9 @@
 //! [`run_fixtures`] owns every run from its RUNNING record to its terminal one: it loads
 //! the fixture, resolves the agent, builds the sandbox, starts the gateway, runs the agent,
 //! checks the contract and appends the run records. Results reach the caller in fixture-id
-//! order, each as soon as it and every fixture before it are done. Under `--repeat N`
-//! each fixture runs N times and its runs are folded into one result ([`crate::repeat`]).
+//! order, each as soon as it and every fixture before it are done, and are not kept.
+//! Under `--repeat N` each fixture runs N times and its runs are folded into one result
+//! ([`crate::repeat`]).
 
 use crate::cassette::CassetteIndex;
 use crate::config::{AgentCommand, Config};
@@ -12,7 +13,7 @@ use crate::contract;
 use crate::fixture::{self, Discovered, Fixture};
 use crate::gateway::policy::Mode;
 use crate::gateway::{Gateway, Session};
-use crate::ledger::{Ledger, RunRecord, RunType, Status};
+use crate::ledger::{Ledger, LedgerError, RunRecord, RunType, Status};
 use crate::process::{self, Exit, Outcome};
 use crate::sandbox::{Sandbox, Snapshot};
 use crate::verdict::{Reason, ReasonCode, Verdict};
@@ -65,13 +66,15 @@ pub struct FixtureResult {
 }
 
 /// Runs every discovered fixture (each `settings.repeat` times) and hands each result to
-/// `on_result` in id order. Returns the results of the fixtures that finished (a fixture
-/// with a run the harness interrupted is left out).
+/// `on_result` in id order, as soon as it and every fixture before it are done; a fixture
+/// with a run the harness interrupted is left out. Nothing is kept here once handed over:
+/// a caller that needs every result collects them. Returns whether the ledger reached the
+/// disk (once, at the end: see [`Ledger::sync`]).
 pub fn run_fixtures(
     settings: &Settings,
     fixtures: &[Discovered],
-    mut on_result: impl FnMut(&FixtureResult),
-) -> Vec<FixtureResult> {
+    mut on_result: impl FnMut(FixtureResult),
+) -> Result<(), LedgerError> {
     // Work items are (fixture, run) pairs, so the runs of one fixture spread over the jobs.
     let runs = settings.repeat.unwrap_or(1).max(1) as usize;
     let items = fixtures.len() * runs;
@@ -79,7 +82,6 @@ pub fn run_fixtures(
     let (tx, rx) = mpsc::channel::<(usize, usize, Option<FixtureResult>)>();
     let jobs = settings.jobs.max(1).min(items.max(1));
     let strict = settings.mode == Mode::Strict;
-    let mut done: Vec<FixtureResult> = Vec::new();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
@@ -101,6 +103,8 @@ pub fn run_fixtures(
             });
         }
         drop(tx);
+        // Only the runs that finished ahead of an earlier fixture wait here: items are
+        // taken in order, so about `jobs` fixtures at most.
         let mut pending: BTreeMap<usize, Vec<(usize, Option<FixtureResult>)>> = BTreeMap::new();
         let mut emit_from = 0;
         for (f, run, r) in rx {
@@ -116,21 +120,14 @@ pub fn run_fixtures(
                     None => None,
                 };
                 if let Some(r) = folded {
-                    on_result(&r);
-                    done.push(r);
+                    on_result(r);
                 }
                 emit_from += 1;
             }
         }
     });
-    // Once for the whole invocation (see `Ledger::append`). A failure here is reported
-    // like any other ledger error: records must not vanish silently.
-    if let Err(e) = settings.ledger.sync() {
-        if let Some(last) = done.last_mut() {
-            last.ledger_error.get_or_insert(e.to_string());
-        }
-    }
-    done
+    // Once for the whole invocation (see `Ledger::append`).
+    settings.ledger.sync()
 }
 
 fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {

@@ -150,8 +150,13 @@ pub fn prove(args: ProveArgs) -> u8 {
         .and_then(|c| c.agents.get(name))
         .map(|a| shell_words::join(&a.command))
         .unwrap_or_else(|| "(not configured)".into());
-    let broken = runner::run_fixtures(&broken_settings, &found, |_| {});
-    let fixed = runner::run_fixtures(&fixed_settings, &found, |_| {});
+    let run = |settings| {
+        let mut results = Vec::new();
+        let _ = runner::run_fixtures(settings, &found, |r| results.push(r));
+        results
+    };
+    let broken = run(&broken_settings);
+    let fixed = run(&fixed_settings);
     crate::process::tree::sweep_orphans();
     let (Some(b), Some(f)) = (broken.first(), fixed.first()) else {
         eprintln!("agent-replay: interrupted");

@@ -73,8 +73,11 @@ pub fn monitor(args: MonitorArgs) -> u8 {
             Some("the tier comes from notes.json \"tier\": critical, hourly or daily"),
         );
     }
-    let results = runner::run_fixtures(&settings, &selected, |r| {
-        println!("{}", crate::report::human::line(r))
+    // The health report needs every result: collected here.
+    let mut results = Vec::with_capacity(selected.len());
+    let _ = runner::run_fixtures(&settings, &selected, |r| {
+        println!("{}", crate::report::human::line(&r));
+        results.push(r);
     });
     crate::process::tree::sweep_orphans();
     let now_ms = crate::ledger::read::millis(Some(&crate::time::now()));

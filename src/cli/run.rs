@@ -10,7 +10,6 @@ use crate::ledger::Ledger;
 use crate::report;
 use crate::runner::{self, Settings};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -53,48 +52,26 @@ pub fn run(args: RunArgs) -> u8 {
             None => String::new(),
         }
     );
-    let results = runner::run_fixtures(&settings, &fixtures, |r| {
-        if r.verdict != crate::verdict::Verdict::Skipped {
-            println!("{}", report::human::line(r));
-            let _ = std::io::stdout().flush();
-        }
-    });
+    // Each result goes to the reporters as it comes; none is kept here (goal P6).
+    let mut reporters = report::Reporters::new(
+        settings.mode.as_str(),
+        args.json.as_deref(),
+        args.junit.as_deref(),
+    );
+    let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
     crate::process::tree::sweep_orphans();
-    for r in results
-        .iter()
-        .filter_map(|r| r.ledger_error.as_ref().map(|e| (&r.id, e)))
-    {
-        eprintln!("warning: {}: its run record was not written: {}", r.0, r.1);
+    if let Err(e) = synced {
+        eprintln!("warning: the run records may not have reached the disk: {e}");
     }
-    let seconds = started.elapsed().as_secs_f64();
-    print!("{}", report::human::details(&results));
-    print!("{}", report::human::summary(&results, seconds));
-
-    if let Some(path) = &args.json {
-        let report = report::json::Report::new(settings.mode.as_str(), &results);
-        if let Err(e) = std::fs::write(path, report.to_json()) {
-            eprintln!(
-                "error: cannot write the JSON report {}: {e}",
-                path.display()
-            );
-        }
-    }
-    if let Some(path) = &args.junit {
-        if let Err(e) = std::fs::write(path, report::junit::render(&results, seconds)) {
-            eprintln!(
-                "error: cannot write the JUnit report {}: {e}",
-                path.display()
-            );
-        }
-    }
+    let summary = reporters.finish(started.elapsed().as_secs_f64());
     if let Some(sig) = crate::process::interrupted() {
         eprintln!(
             "agent-replay: interrupted; {} fixture(s) finished, every open run was closed ABORTED",
-            results.len()
+            summary.total
         );
         return exit::interrupted(sig);
     }
-    if report::Summary::of(&results).all_ok() {
+    if summary.all_ok() {
         exit::OK
     } else {
         exit::FIXTURES_FAILED

@@ -1,10 +1,69 @@
 //! The human report: a line per fixture as it finishes, then failures in detail, then a
 //! summary. Each failed check shows what was expected and what was found.
+//!
+//! [`Human`] prints the lines as the results come and keeps only what the end needs: the
+//! results that did not pass, the ledger warnings and the counts.
 
 use super::Summary;
 use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use std::fmt::Write;
+use std::io::Write as _;
+
+/// The human report of a run in progress.
+#[derive(Debug, Default)]
+pub struct Human {
+    summary: Summary,
+    /// Runs under `--repeat` (`None` without it).
+    runs: Option<u32>,
+    /// The results [`details`] shows: neither passed nor skipped.
+    shown: Vec<FixtureResult>,
+    /// Fixtures whose run record was not written, and why.
+    ledger_warnings: Vec<(String, String)>,
+}
+
+impl Human {
+    /// Prints the result's line (none for a skipped fixture) and keeps what the end needs.
+    pub fn add(&mut self, mut r: FixtureResult) {
+        if r.verdict != Verdict::Skipped {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "{}", line(&r));
+            let _ = stdout.flush();
+        }
+        self.summary.add(r.verdict);
+        if let Some(x) = &r.repeats {
+            self.runs = Some(self.runs.unwrap_or(0) + x.runs);
+        }
+        if let Some(e) = r.ledger_error.take() {
+            self.ledger_warnings.push((r.id.clone(), e));
+        }
+        if !matches!(r.verdict, Verdict::Passed | Verdict::Skipped) {
+            // The details show the stderr tail, never the stdout one.
+            r.stdout_tail = String::new();
+            self.shown.push(r);
+        }
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The end of the report, after `seconds`: ledger warnings on stderr, then the
+    /// failures and warnings in detail and the summary on stdout.
+    pub fn finish(self, seconds: f64) {
+        for (id, e) in &self.ledger_warnings {
+            eprintln!("warning: {id}: its run record was not written: {e}");
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, "{}", details(&self.shown));
+        let _ = write!(
+            stdout,
+            "{}",
+            summary_line(&self.summary, self.runs, seconds)
+        );
+        let _ = stdout.flush();
+    }
+}
 
 /// `    PASS [   0.041s] suite/case`, and under `--repeat` `  [3 runs: 3 passed]`
 pub fn line(r: &FixtureResult) -> String {
@@ -89,14 +148,10 @@ pub fn details(results: &[FixtureResult]) -> String {
     out
 }
 
-/// Counts fixtures, not runs (rule 48); under `--repeat` the runs are added in brackets.
-pub fn summary(results: &[FixtureResult], seconds: f64) -> String {
-    let s = Summary::of(results);
+/// The summary line: counts fixtures, not runs (rule 48); under `--repeat` (`runs` is
+/// then the number of runs) the runs are added in brackets.
+fn summary_line(s: &Summary, runs: Option<u32>, seconds: f64) -> String {
     let ran = s.total - s.skipped;
-    let runs: Option<u32> = results
-        .iter()
-        .filter_map(|r| r.repeats.as_ref().map(|x| x.runs))
-        .reduce(|a, b| a + b);
     format!(
         "\nsummary: {ran} fixture{} run in {seconds:.2}s{}: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped\n",
         if ran == 1 { "" } else { "s" },

@@ -1,5 +1,10 @@
 //! The `--json` report (§5): `agent-replay/report@1`.
+//!
+//! [`JsonReport`] writes it as the results come: each fixture's entry is spooled to a
+//! temporary file, and the document is put together at the end, byte for byte what
+//! [`Report::to_json`] would print for the same results.
 
+use super::spool::Spool;
 use super::Summary;
 use crate::repeat::Repeats;
 use crate::runner::FixtureResult;
@@ -37,18 +42,7 @@ impl Report {
             format: "agent-replay/report@1".into(),
             mode: mode.into(),
             summary: Summary::of(results),
-            fixtures: results
-                .iter()
-                .map(|r| FixtureEntry {
-                    id: r.id.clone(),
-                    verdict: r.verdict,
-                    run_id: r.run_id.clone(),
-                    duration_ms: r.duration_ms,
-                    tool_calls: r.tool_calls,
-                    reasons: r.reasons.clone(),
-                    repeats: r.repeats.clone(),
-                })
-                .collect(),
+            fixtures: results.iter().map(FixtureEntry::of).collect(),
         }
     }
 
@@ -56,5 +50,148 @@ impl Report {
         let mut s = serde_json::to_string_pretty(self).expect("reports serialize");
         s.push('\n');
         s
+    }
+}
+
+impl FixtureEntry {
+    pub fn of(r: &FixtureResult) -> FixtureEntry {
+        FixtureEntry {
+            id: r.id.clone(),
+            verdict: r.verdict,
+            run_id: r.run_id.clone(),
+            duration_ms: r.duration_ms,
+            tool_calls: r.tool_calls,
+            reasons: r.reasons.clone(),
+            repeats: r.repeats.clone(),
+        }
+    }
+}
+
+/// How deep `serde_json`'s pretty printer indents an entry of `fixtures`: two levels.
+const ENTRY_INDENT: &str = "    ";
+
+/// The `--json` report of a run in progress: entries are spooled as results come, the
+/// document is written by [`JsonReport::finish`].
+pub struct JsonReport {
+    mode: String,
+    summary: Summary,
+    spool: Spool,
+}
+
+impl JsonReport {
+    pub fn create(path: &std::path::Path, mode: &str) -> JsonReport {
+        JsonReport {
+            mode: mode.into(),
+            summary: Summary::default(),
+            spool: Spool::create(path),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.spool.path()
+    }
+
+    pub fn add(&mut self, r: &FixtureResult) {
+        self.summary.add(r.verdict);
+        let entry = serde_json::to_string_pretty(&FixtureEntry::of(r)).expect("reports serialize");
+        // Pretty JSON breaks lines only between tokens (a newline in a string is `\n`), so
+        // indenting every line puts the entry where the whole document would have it.
+        let mut text = String::with_capacity(entry.len() + 64);
+        text.push_str(if self.spool.count() == 0 { "\n" } else { ",\n" });
+        for (i, line) in entry.split('\n').enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(ENTRY_INDENT);
+            text.push_str(line);
+        }
+        self.spool.add(text.as_bytes());
+    }
+
+    /// Writes the report: `format`, `mode`, `summary`, then the entries, in that order.
+    pub fn finish(self) -> std::io::Result<()> {
+        let empty = Report {
+            format: "agent-replay/report@1".into(),
+            mode: self.mode,
+            summary: self.summary,
+            fixtures: Vec::new(),
+        }
+        .to_json();
+        if self.spool.count() == 0 {
+            return self.spool.finish(empty.as_bytes(), b"");
+        }
+        let head = empty
+            .strip_suffix("[]\n}\n")
+            .expect("`fixtures` is the report's last key");
+        self.spool
+            .finish(format!("{head}[").as_bytes(), b"\n  ]\n}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Reason, ReasonCode};
+
+    fn result(id: &str, verdict: Verdict, reasons: Vec<Reason>) -> FixtureResult {
+        FixtureResult {
+            id: id.into(),
+            dir: id.into(),
+            verdict,
+            run_id: (verdict != Verdict::Skipped).then(|| format!("run-{id}")),
+            duration_ms: 41,
+            tool_calls: 3,
+            reasons,
+            stdout_tail: String::new(),
+            stderr_tail: String::new(),
+            output_dropped: 0,
+            ledger_error: None,
+            repeats: None,
+        }
+    }
+
+    fn streamed(results: &[FixtureResult]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let mut report = JsonReport::create(&path, "cassette");
+        for r in results {
+            report.add(r);
+        }
+        report.finish().unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    #[test]
+    fn the_streamed_report_is_the_whole_document_byte_for_byte() {
+        let mut flaky = result(
+            "b/flaky",
+            Verdict::Failed,
+            vec![Reason::new(
+                ReasonCode::Flaky,
+                "repeat",
+                "",
+                "passed 1 of 2;\n\"failed\" 1",
+            )],
+        );
+        flaky.repeats = Some(crate::repeat::Repeats {
+            runs: 2,
+            verdicts: Default::default(),
+        });
+        let mut detailed = Reason::new(ReasonCode::ContentMismatch, "output", "/x/0", "m");
+        detailed.detail = Some("- a\n+ b".into());
+        let results = [
+            result("a/pass", Verdict::Passed, vec![]),
+            flaky,
+            result("c/fail", Verdict::Failed, vec![detailed]),
+            result(
+                "d/skip",
+                Verdict::Skipped,
+                vec![Reason::new(ReasonCode::Skipped, "filter", "", "filtered")],
+            ),
+        ];
+        for n in 0..=results.len() {
+            let whole = Report::new("cassette", &results[..n]).to_json();
+            assert_eq!(streamed(&results[..n]), whole, "{n} results");
+        }
     }
 }
