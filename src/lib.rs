@@ -17,6 +17,7 @@ pub mod exit;
 pub mod fixture;
 pub mod gateway;
 pub mod generate;
+pub mod host;
 pub mod json;
 pub mod ledger;
 pub mod monitor;

@@ -81,6 +81,7 @@ pub fn run_fixtures(
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, usize, Option<FixtureResult>)>();
     let jobs = settings.jobs.max(1).min(items.max(1));
+    crate::gateway::allow_polling(jobs < crate::host::cores());
     let strict = settings.mode == Mode::Strict;
     std::thread::scope(|s| {
         for _ in 0..jobs {

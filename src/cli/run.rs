@@ -131,9 +131,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
     let jobs = match args.jobs {
         Some(0) => return Err(usage_error("--jobs must be at least 1", None)),
         Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => crate::host::cores(),
     };
     if args.repeat == Some(0) {
         return Err(usage_error(

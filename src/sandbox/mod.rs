@@ -295,14 +295,7 @@ fn rel_string(p: &Path) -> String {
 }
 
 fn hash_parallel(files: &[(String, PathBuf)]) -> Vec<io::Result<(String, u64)>> {
-    // Asking the OS reads cgroup files each time: once per process is enough.
-    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let workers = *WORKERS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(8)
-    });
+    let workers = crate::host::cores().min(8);
     if files.len() < 16 || workers == 1 {
         return files.iter().map(|(_, p)| hash_file(p)).collect();
     }
