@@ -442,16 +442,18 @@ impl Launched {
                 match first {
                     Some(Record::Started) => {}
                     Some(Record::SpawnFailed { errno }) => {
-                        reap_pid(init_pid.wait());
+                        reap_pid(init_pid.pid());
                         return Err(std::io::Error::from_raw_os_error(errno));
                     }
                     _ => {
-                        return Err(init_pid.failure().unwrap_or_else(|| {
+                        let why = init_pid.failure().unwrap_or_else(|| {
                             std::io::Error::other("the agent's init ended before the agent started")
-                        }))
+                        });
+                        reap_pid(init_pid.pid());
+                        return Err(why);
                     }
                 }
-                init_pid.wait()
+                init_pid.pid()
             }
             Confinement::Subreaper => {
                 let ctx = ChildCtx {
@@ -551,8 +553,9 @@ struct InitPid {
 }
 
 impl InitPid {
-    /// The pid (the kernel wrote it before the init ran, so before any record).
-    fn wait(&self) -> libc::pid_t {
+    /// The pid (the kernel wrote it before the init ran, so before any record; 0 when the
+    /// clone failed).
+    fn pid(&self) -> libc::pid_t {
         self.pid.load(std::sync::atomic::Ordering::SeqCst)
     }
 

@@ -335,8 +335,18 @@ fn an_orphan_that_clears_its_environment_is_still_caught_beside_other_jobs() {
 /// The bug this pins: one job's leak sweep took another job's freshly started agent for its
 /// own orphan and killed it. Many short runs at once, some leaking a daemon each: every
 /// verdict must be the fixture's own, every leak must name the fixture's own process.
+/// The process tiers the harness has: its PID-namespace init, and the subreaper fallback
+/// (forced by `AGENT_REPLAY_PROCESS_ISOLATION=subreaper`), so CI covers both.
+const TIERS: [&str; 2] = ["namespace", "subreaper"];
+
 #[test]
 fn verdicts_do_not_change_under_load() {
+    for tier in TIERS {
+        verdicts_under_load(tier);
+    }
+}
+
+fn verdicts_under_load(tier: &str) {
     let p = TestProject::new();
     let call = json!({"call": "echo", "arguments": {"q": "ping"}});
     let echo = json!([{"id": "c1", "tool": "echo", "effect": "read", "arguments": {"q": "ping"},
@@ -383,7 +393,7 @@ fn verdicts_do_not_change_under_load() {
                 assert!(
                     message.contains(&format!("sleep {}", 4300 + i))
                         && message.matches("pid ").count() == 1,
-                    "round {round} {id} names another run's process: {message}"
+                    "{tier} round {round} {id} names another run's process: {message}"
                 );
             } else {
                 assert_eq!(
@@ -401,5 +411,46 @@ fn verdicts_do_not_change_under_load() {
                 4300 + i
             );
         }
+    }
+}
+
+/// An agent whose exec fails (here: a script naming an interpreter that does not exist)
+/// is `blocked` / `agent_unavailable` with the OS's reason, in both process tiers.
+#[test]
+fn an_agent_whose_exec_fails_is_blocked_agent_unavailable() {
+    for tier in TIERS {
+        let p = TestProject::new();
+        p.write("bad-agent", "#!/no/such/interpreter\n");
+        let path = p.path().join("bad-agent");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.script_fixture(
+            "bad",
+            json!([]),
+            json!({"status": ["succeeded"]}),
+            json!([]),
+        );
+        let agent = format!("rust={}", path.display());
+        let out = p
+            .cmd()
+            .args(&[
+                "run",
+                "fixtures",
+                "--json",
+                "report.json",
+                "--agent",
+                &agent,
+            ])
+            .env("AGENT_REPLAY_PROCESS_ISOLATION", tier)
+            .output();
+        let run = crate::project::RunOutput::read(out, p.path());
+        assert_eq!(run.out.code, 1, "{tier}: {}", run.out.stdout);
+        assert_eq!(run.verdict("bad"), "blocked", "{tier}: {}", run.out.stdout);
+        assert_eq!(run.codes("bad"), ["agent_unavailable"], "{tier}");
+        let message = run.reason("bad", "agent_unavailable")["message"].to_string();
+        assert!(
+            message.contains("cannot start") && message.contains("No such file or directory"),
+            "{tier}: {message}"
+        );
     }
 }

@@ -121,6 +121,7 @@ impl TestProject {
         Cmd {
             project: self,
             args: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
@@ -137,6 +138,7 @@ impl TestProject {
 pub struct Cmd<'a> {
     project: &'a TestProject,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Cmd<'_> {
@@ -145,9 +147,15 @@ impl Cmd<'_> {
         self
     }
 
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
     pub fn output(self) -> Output {
         let out = Command::new(bin())
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .current_dir(self.project.path())
             .output()
             .expect("agent-replay runs");
