@@ -162,7 +162,12 @@ fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
     {
         return Some(skipped(d, format!("notes.json skip: {reason}"), "notes"));
     }
-    let mut run = Run::start(settings, d, loaded.input.as_ref());
+    let mut run = Run::start(
+        settings,
+        d,
+        loaded.input.as_ref(),
+        loaded.input_sha256.clone(),
+    );
     let Some(fixture) = loaded.fixture else {
         let reasons = loaded
             .errors()
@@ -279,6 +284,7 @@ impl<'a> Run<'a> {
         settings: &'a Settings,
         d: &'a Discovered,
         input: Option<&crate::fixture::format::Input>,
+        input_sha256: Option<String>,
     ) -> Run<'a> {
         let record = RunRecord {
             run_id: uuid::Uuid::new_v4().to_string(),
@@ -294,9 +300,7 @@ impl<'a> Run<'a> {
             prompt_version: input.and_then(|i| i.prompt_version.clone()),
             tool_allowlist: input.and_then(|i| i.tool_allowlist.clone()),
             timeout_seconds: input.map(|i| i.timeout_seconds),
-            input_sha256: std::fs::read(d.dir.join("input.json"))
-                .ok()
-                .map(|b| crate::sandbox::sha256_hex(&b)),
+            input_sha256,
             state_refs: input.map(|i| i.state_refs.clone()),
             artifact_refs: None,
             status: Status::Running,

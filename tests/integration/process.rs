@@ -313,7 +313,7 @@ fn an_orphan_that_clears_its_environment_is_still_caught_beside_other_jobs() {
         "rust=sh -c 'if [ \"$AGENT_REPLAY_FIXTURE\" = env_i ]; then (setsid env -i sleep 4248 &); exit 0; fi; exec {}'",
         rust_agent().display()
     );
-    let out = p
+    let run = p
         .cmd()
         .args(&[
             "run",
@@ -325,8 +325,7 @@ fn an_orphan_that_clears_its_environment_is_still_caught_beside_other_jobs() {
             "--agent",
             &agent,
         ])
-        .output();
-    let run = crate::project::RunOutput::read(out, p.path());
+        .report();
     assert_eq!(run.codes("env_i"), ["leaked_process"], "{}", run.out.stdout);
     assert_eq!(run.verdict("busy"), "passed", "{}", run.out.stdout);
     assert!(!process_running("sleep 4248"));
@@ -366,7 +365,7 @@ fn verdicts_under_load(tier: &str) {
         );
     }
     for round in 0..2 {
-        let out = p
+        let run = p
             .cmd()
             .args(&[
                 "run",
@@ -378,8 +377,7 @@ fn verdicts_under_load(tier: &str) {
                 "--grace",
                 "300ms",
             ])
-            .output();
-        let run = crate::project::RunOutput::read(out, p.path());
+            .report();
         for i in 0..n {
             let id = format!("f{i:03}");
             if i % 3 == 1 {
@@ -431,7 +429,7 @@ fn an_agent_whose_exec_fails_is_blocked_agent_unavailable() {
             json!([]),
         );
         let agent = format!("rust={}", path.display());
-        let out = p
+        let run = p
             .cmd()
             .args(&[
                 "run",
@@ -442,8 +440,7 @@ fn an_agent_whose_exec_fails_is_blocked_agent_unavailable() {
                 &agent,
             ])
             .env("AGENT_REPLAY_PROCESS_ISOLATION", tier)
-            .output();
-        let run = crate::project::RunOutput::read(out, p.path());
+            .report();
         assert_eq!(run.out.code, 1, "{tier}: {}", run.out.stdout);
         assert_eq!(run.verdict("bad"), "blocked", "{tier}: {}", run.out.stdout);
         assert_eq!(run.codes("bad"), ["agent_unavailable"], "{tier}");

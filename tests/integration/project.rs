@@ -152,6 +152,12 @@ impl Cmd<'_> {
         self
     }
 
+    /// Runs and reads the `--json report.json` the arguments asked for.
+    pub fn report(self) -> RunOutput {
+        let dir = self.project.path().to_path_buf();
+        RunOutput::read(self.output(), &dir)
+    }
+
     pub fn output(self) -> Output {
         let out = Command::new(bin())
             .args(&self.args)
