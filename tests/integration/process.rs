@@ -451,3 +451,54 @@ fn an_agent_whose_exec_fails_is_blocked_agent_unavailable() {
         );
     }
 }
+
+/// Run directories go where the user's `TMPDIR` says; without one, to `/dev/shm` when it
+/// is a writable tmpfs (README, "Run directories"). Either way they are removed after.
+#[test]
+fn run_directories_follow_tmpdir_and_are_removed() {
+    let p = TestProject::new();
+    let env_file = p.path().join("env.txt");
+    p.script_fixture(
+        "where",
+        json!([{"env_to": env_file.display().to_string()}, {"close": "succeeded"}]),
+        json!({"status": ["succeeded"]}),
+        json!([]),
+    );
+    let workspace = |run: &crate::project::RunOutput| {
+        assert_eq!(run.verdict("where"), "passed", "{}", run.out.stdout);
+        let env = std::fs::read_to_string(&env_file).unwrap();
+        let line = env
+            .lines()
+            .find_map(|l| l.strip_prefix("AGENT_REPLAY_WORKSPACE="))
+            .unwrap()
+            .to_string();
+        std::path::PathBuf::from(line)
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp_real = std::fs::canonicalize(tmp.path()).unwrap();
+    let run = p
+        .cmd()
+        .args(&["run", "fixtures", "--json", "report.json"])
+        .env("TMPDIR", &tmp_real.display().to_string())
+        .report();
+    let ws = workspace(&run);
+    assert!(
+        ws.starts_with(&tmp_real),
+        "{} is not under TMPDIR",
+        ws.display()
+    );
+    assert!(!ws.exists(), "the run directory was left behind");
+
+    let shm = std::path::Path::new("/dev/shm");
+    let shm_usable =
+        shm.is_dir() && tempfile::tempdir_in(shm).is_ok() && std::env::var_os("TMPDIR").is_none();
+    if shm_usable {
+        let run = p
+            .cmd()
+            .args(&["run", "fixtures", "--json", "report.json"])
+            .report();
+        let ws = workspace(&run);
+        assert!(ws.starts_with(shm), "{} is not in /dev/shm", ws.display());
+        assert!(!ws.exists(), "the run directory was left behind");
+    }
+}
