@@ -19,6 +19,8 @@ pub struct Config {
     pub live: LiveConfig,
     #[serde(default)]
     pub redact: RedactConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
     /// The directory holding the config; relative paths are resolved from here.
     #[serde(skip)]
     #[schemars(skip)]
@@ -47,6 +49,42 @@ pub struct RedactConfig {
     pub patterns: Vec<RedactPattern>,
     #[serde(default)]
     pub pointers: Vec<String>,
+    /// More credential headers: never recorded, never matched (§11).
+    #[serde(default)]
+    pub headers: Vec<String>,
+}
+
+/// `[http]`: the upstreams the per-run HTTP endpoint routes to (§11).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+}
+
+/// `[http.upstreams.NAME]`: `$AGENT_REPLAY_HTTP/NAME/REST` means `<url>/REST`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `https://host[:port]`, no path.
+    pub url: String,
+    /// The variable the agent's environment gets: `$AGENT_REPLAY_HTTP/NAME` + `base_path`.
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub base_path: String,
+    /// Live mode only: the variable of the harness's environment holding the real key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// The header the live key is sent in (`authorization` as `Bearer …`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
+    /// PEM roots trusted for this upstream beside the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Live mode may execute unrecorded writes against this upstream.
+    #[serde(default)]
+    pub allow_writes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -104,6 +142,20 @@ impl Config {
                 return Err(ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: format!("[agents.{name}] command must name a program, e.g. command = [\"python3\", \"agent.py\"]"),
+                });
+            }
+        }
+        for (name, up) in &config.http.upstreams {
+            if crate::http::upstream::parse_origin(&up.url).is_none() {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("[http.upstreams.{name}] url must be an origin such as \"https://api.example.com\" (scheme and host, no path), not {:?}", up.url),
+                });
+            }
+            if name.is_empty() || name.contains('/') {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("[http.upstreams.{name:?}] the name becomes a path segment: it must be non-empty and hold no `/`"),
                 });
             }
         }

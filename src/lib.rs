@@ -3,11 +3,13 @@
 //!
 //! The flow of one run: a [`fixture::Fixture`] is loaded and validated; a
 //! [`sandbox::Sandbox`] gives the agent a scratch workspace; the [`gateway::Gateway`]
-//! answers its tool calls from the [`cassette`] under the mode's policy and writes the
+//! answers its tool calls, and the per-run [`http`] endpoint its model-API and other HTTP
+//! calls, from the [`cassette`] under the mode's policy and writes the
 //! [`transcript::Transcript`]; [`contract`] checks turn transcript, workspace diff and
 //! process outcome into [`verdict::Reason`]s; the [`runner`] appends run records to the
 //! [`ledger`] and hands results to the [`report`]ers. `main.rs` only calls [`cli::main`].
 
+pub mod base64;
 pub mod cassette;
 pub mod cli;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod fixture;
 pub mod gateway;
 pub mod generate;
 pub mod host;
+pub mod http;
 pub mod json;
 pub mod ledger;
 pub mod monitor;

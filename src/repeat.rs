@@ -204,6 +204,7 @@ mod tests {
             run_id: Some(format!("run-{}", codes.len())),
             duration_ms: 5,
             tool_calls: 1,
+            usage: Default::default(),
             reasons: codes
                 .iter()
                 .map(|c| Reason::new(*c, "c", "", "m"))

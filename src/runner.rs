@@ -41,6 +41,18 @@ pub struct Settings {
     pub code_version: Option<String>,
     /// `--repeat N`: run each fixture N times (N ≥ 1); `None` runs it once, no `repeats`.
     pub repeat: Option<u32>,
+    /// `--replay-speed`: how recorded event streams are paced.
+    pub replay_speed: crate::http::server::ReplaySpeed,
+}
+
+impl Settings {
+    /// The HTTP upstreams of every run: the built-ins and the config's.
+    fn upstreams(&self) -> Vec<crate::http::upstream::Upstream> {
+        match &self.config {
+            Some(c) => crate::http::upstream::all(&c.http.upstreams, c.dir.as_deref()),
+            None => crate::http::upstream::all(&Default::default(), None),
+        }
+    }
 }
 
 /// The outcome of one fixture, as reporters see it.
@@ -52,6 +64,8 @@ pub struct FixtureResult {
     pub run_id: Option<String>,
     pub duration_ms: u64,
     pub tool_calls: u64,
+    /// Model calls and tokens of the run (§11).
+    pub usage: crate::transcript::ModelUsage,
     pub reasons: Vec<Reason>,
     /// Tails of the agent's output, for the human report of failures.
     pub stdout_tail: String,
@@ -139,6 +153,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         run_id: None,
         duration_ms: 0,
         tool_calls: 0,
+        usage: Default::default(),
         reasons: vec![Reason::new(ReasonCode::Skipped, check, "", message)],
         stdout_tail: String::new(),
         stderr_tail: String::new(),
@@ -311,6 +326,10 @@ impl<'a> Run<'a> {
             mode: Some(settings.mode.as_str().to_string()),
             duration_ms: None,
             tool_calls: None,
+            model_calls: None,
+            input_tokens: None,
+            output_tokens: None,
+            model_latency_ms: None,
             extra: Default::default(),
         };
         // A ledger that cannot be written must not stop the run from being judged; the
@@ -372,6 +391,7 @@ impl<'a> Run<'a> {
             run_id: Some(self.record.run_id.clone()),
             duration_ms: 0,
             tool_calls: 0,
+            usage: Default::default(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),
@@ -406,14 +426,20 @@ impl<'a> Run<'a> {
                 ))]))
             }
         };
-        let session = Session::new(
+        let credential_headers: Vec<String> = settings
+            .config
+            .as_ref()
+            .map(|c| c.redact.headers.clone())
+            .unwrap_or_default();
+        let mut session = Session::new(
             settings.mode,
-            CassetteIndex::new(fixture.cassette_or_empty()),
+            CassetteIndex::with_credentials(fixture.cassette_or_empty(), &credential_headers),
             fixture.input.tool_allowlist.clone(),
             sandbox.workspace.clone(),
             fixture.dir.clone(),
             settings.redactor.clone(),
         );
+        session.credential_headers = credential_headers;
         let gateway = match Gateway::start(&sandbox.socket, session) {
             Ok(g) => g,
             Err(e) => {
@@ -424,9 +450,31 @@ impl<'a> Run<'a> {
             }
         };
 
+        let upstreams = settings.upstreams();
+        let endpoint = match crate::http::server::Endpoint::start(
+            gateway.session(),
+            upstreams.clone(),
+            &sandbox.ca_bundle,
+            settings.replay_speed,
+        ) {
+            Ok(e) => e,
+            Err(e) => {
+                drop(gateway.stop());
+                return Some(self.finish_without_agent(vec![harness_error(format!(
+                    "cannot start the run's HTTP endpoint: {e}"
+                ))]));
+            }
+        };
+
         let base_env = base_env(&sandbox);
         let mut env = base_env.clone();
+        env.extend(endpoint.env(&upstreams, &sandbox.ca_bundle));
+        // Placeholders the SDKs insist on; the agent's own `env` may set real-looking ones.
+        env.push(("OPENAI_API_KEY".into(), "agent-replay".into()));
+        env.push(("ANTHROPIC_API_KEY".into(), "agent-replay".into()));
         env.extend(agent.env.iter().cloned());
+        // NO_PROXY is cleared (§11): every call goes through the endpoint.
+        env.retain(|(k, _)| !k.eq_ignore_ascii_case("no_proxy"));
         let run_id = self.record.run_id.clone();
         env.extend([
             (
@@ -462,6 +510,7 @@ impl<'a> Run<'a> {
         let outcome = match process::run_agent(&spec) {
             Ok(o) => o,
             Err(e) => {
+                endpoint.stop();
                 drop(gateway.stop());
                 let reason = Reason::new(
                     ReasonCode::AgentUnavailable,
@@ -472,9 +521,15 @@ impl<'a> Run<'a> {
                 return Some(self.finish_without_agent(vec![reason]));
             }
         };
+        endpoint.stop();
         let transcript = gateway.stop();
         let duration_ms = outcome.duration.as_millis() as u64;
         let tool_calls = transcript.calls.len() as u64;
+        let usage = crate::transcript::ModelUsage::of(&transcript);
+        self.record.model_calls = Some(usage.model_calls);
+        self.record.input_tokens = usage.input_tokens;
+        self.record.output_tokens = usage.output_tokens;
+        self.record.model_latency_ms = Some(usage.model_latency_ms);
 
         if let Exit::Aborted(_) = outcome.exit {
             self.record.artifact_refs = Some(transcript.artifact_refs());
@@ -541,6 +596,7 @@ impl<'a> Run<'a> {
             run_id: Some(run_id),
             duration_ms,
             tool_calls,
+            usage,
             reasons,
             stdout_tail: tail_text(&outcome, false),
             stderr_tail: tail_text(&outcome, true),

@@ -22,12 +22,31 @@ pub enum CallOutcome {
 
 #[derive(Debug, Clone)]
 pub struct CallRecord {
+    /// The tool, or `http:METHOD host/path` for an HTTP call.
     pub tool: String,
-    /// The arguments as matched (after redaction).
+    /// The arguments as matched (after redaction); for HTTP, the request body.
     pub arguments: Value,
     pub effect: Effect,
     pub outcome: CallOutcome,
     pub at_ms: u64,
+    /// What an HTTP call was and what its answer reported; `None` for tool calls.
+    pub http: Option<Box<HttpDetail>>,
+}
+
+/// The HTTP side of a call: for reports, usage counts and recordings.
+#[derive(Debug, Clone, Default)]
+pub struct HttpDetail {
+    pub method: String,
+    /// Absolute, with the query as sent (redacted).
+    pub url: String,
+    /// The status answered (400 for an unrecorded request).
+    pub status: u16,
+    /// A call on an inference route of §11.
+    pub model: bool,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// What the answer took when it was recorded.
+    pub latency_ms: f64,
 }
 
 impl CallRecord {
@@ -115,5 +134,52 @@ impl Transcript {
             }
         }
         refs
+    }
+}
+
+/// What a run's model calls cost (rule 29): `model_calls` counts answered calls on the
+/// inference routes of §11; the token sums are `None` when no answer reported usage.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+pub struct ModelUsage {
+    pub model_calls: u64,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// What the answers took when they were recorded; the replay speed does not change it.
+    pub model_latency_ms: u64,
+}
+
+impl ModelUsage {
+    pub fn of(t: &Transcript) -> ModelUsage {
+        let mut u = ModelUsage::default();
+        let mut latency = 0.0;
+        for h in t
+            .calls
+            .iter()
+            .filter(|c| c.answered())
+            .filter_map(|c| c.http.as_deref())
+        {
+            if !h.model {
+                continue;
+            }
+            u.model_calls += 1;
+            latency += h.latency_ms;
+            if let Some(n) = h.input_tokens {
+                *u.input_tokens.get_or_insert(0) += n;
+            }
+            if let Some(n) = h.output_tokens {
+                *u.output_tokens.get_or_insert(0) += n;
+            }
+        }
+        u.model_latency_ms = latency.round() as u64;
+        u
     }
 }

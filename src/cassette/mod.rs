@@ -9,19 +9,107 @@
 //! because "first unused matching interaction in file order" needs it.
 
 use crate::fixture::format::{Cassette, Effect, Interaction, MatchMode};
+use crate::http::call::{self as http_call, Body, HttpCall, Target};
 use crate::json;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The hash of canonical(recorded arguments without `ignore`), with that canonical form
-/// left in `buf`. Without pointers to remove, no [`Value`] is built.
+/// The hash of canonical(recorded arguments, or request body, without `ignore`), with that
+/// canonical form left in `buf`. Without pointers to remove, no [`Value`] is built.
 fn recorded_key(it: &Interaction, ignore: &[String], buf: &mut Vec<u8>) -> u64 {
-    if ignore.is_empty() {
-        json::canonical_hash_of_text(it.arguments.get(), buf)
-            .expect("checked when the cassette was read")
-    } else {
-        json::canonical_hash(&json::without_pointers(&it.arguments_value(), ignore), buf)
+    let text = match &it.http {
+        None => Some(it.arguments.get()),
+        Some(h) => h.request.body.as_deref().map(|b| b.get()),
+    };
+    match text {
+        Some(text) if ignore.is_empty() => {
+            json::canonical_hash_of_text(text, buf).expect("checked when the cassette was read")
+        }
+        _ => json::canonical_hash(&json::without_pointers(&recorded_target(it), ignore), buf),
+    }
+}
+
+/// What a recording is compared on: its arguments, or its request body as
+/// [`Body::target`] gives it.
+fn recorded_target(it: &Interaction) -> Value {
+    match &it.http {
+        None => it.arguments_value(),
+        Some(h) => Body::of_recorded(&h.request).target(),
+    }
+}
+
+/// The cassette key of an interaction: its tool name, or [`http_call::index_key`].
+fn key_of(it: &Interaction) -> String {
+    match (&it.http, &it.tool) {
+        (Some(h), _) => match Target::parse(&h.request.url) {
+            Some(t) => http_call::index_key(&h.request.method, &t),
+            None => format!("http:{} {}", h.request.method, h.request.url),
+        },
+        (None, Some(tool)) => tool.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// What an HTTP recording asks of a request beyond its body: the body's kind, the query
+/// multiset and the headers `match.headers` names (credential headers never).
+#[derive(Debug)]
+struct HttpGate {
+    kind: u8,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, Option<String>)>,
+}
+
+/// The same facts of a call.
+pub struct CallGate<'a> {
+    pub kind: u8,
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> CallGate<'a> {
+    pub fn of(call: &'a HttpCall) -> CallGate<'a> {
+        CallGate {
+            kind: call.body.kind(),
+            query: &call.target.query,
+            headers: &call.headers,
+        }
+    }
+}
+
+impl HttpGate {
+    /// What differs between this recording and a call, beyond the body; `None` when nothing.
+    fn mismatch(&self, call: &CallGate<'_>, any_body: bool) -> Option<String> {
+        if !any_body && self.kind != call.kind {
+            return Some("the request body is of another kind (JSON, text, bytes or none)".into());
+        }
+        if self.query != call.query {
+            let show = |q: &[(String, String)]| {
+                q.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            };
+            return Some(format!(
+                "the query differs: recorded `{}`, called `{}`",
+                show(&self.query),
+                show(call.query)
+            ));
+        }
+        for (name, want) in &self.headers {
+            let got = call.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+            if got != want.as_ref() {
+                return Some(format!(
+                    "header `{name}` differs: recorded {}, called {}",
+                    want.as_deref()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "(absent)".into()),
+                    got.map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "(absent)".into()),
+                ));
+            }
+        }
+        None
     }
 }
 
@@ -58,9 +146,19 @@ pub struct Closest {
     pub called: Option<Value>,
     pub used: bool,
     pub repeat: bool,
+    /// An HTTP recording whose body matches but whose query or named headers do not.
+    pub detail: Option<String>,
 }
 
 impl Closest {
+    /// The recording matches the call in full but was used already (no `repeat`).
+    pub fn used_up(&self) -> bool {
+        self.pointer.is_empty()
+            && self.recorded.is_none()
+            && self.called.is_none()
+            && self.detail.is_none()
+    }
+
     pub fn to_json(&self) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("id".into(), Value::String(self.id.clone()));
@@ -70,6 +168,9 @@ impl Closest {
         }
         if let Some(c) = &self.called {
             m.insert("called".into(), c.clone());
+        }
+        if let Some(d) = &self.detail {
+            m.insert("detail".into(), Value::String(d.clone()));
         }
         Value::Object(m)
     }
@@ -105,6 +206,9 @@ pub struct CassetteIndex {
     /// The next interaction of the same exact group with the same argument hash.
     next_same: Vec<u32>,
     used: Vec<bool>,
+    /// HTTP recordings' gates, `None` for tool interactions.
+    gates: Vec<Option<Box<HttpGate>>>,
+    /// Keyed by tool name, or by [`http_call::index_key`] for HTTP recordings.
     tools: HashMap<String, ToolEntry>,
     read_only_hints: HashMap<String, bool>,
     /// Every tool with an interaction or a `tools` entry, in first-seen order.
@@ -113,7 +217,12 @@ pub struct CassetteIndex {
 }
 
 impl CassetteIndex {
+    /// Indexes a cassette; `credentials` are the extra credential headers of `[redact]`.
     pub fn new(cassette: impl Into<Arc<Cassette>>) -> Self {
+        Self::with_credentials(cassette, &[])
+    }
+
+    pub fn with_credentials(cassette: impl Into<Arc<Cassette>>, credentials: &[String]) -> Self {
         let cassette: Arc<Cassette> = cassette.into();
         let n = cassette.interactions.len();
         assert!(n < NONE as usize, "more than 4 billion recordings");
@@ -135,24 +244,59 @@ impl CassetteIndex {
         let mut tools: HashMap<String, ToolEntry> = HashMap::new();
         let mut effects = Vec::with_capacity(n);
         let mut next_same = vec![NONE; n];
+        let mut gates = Vec::with_capacity(n);
         let mut buf = Vec::new();
         for (i, it) in cassette.interactions.iter().enumerate() {
-            let effect = it.effect.unwrap_or(match read_only_hints.get(&it.tool) {
-                Some(true) => Effect::Read,
-                _ => Effect::Write,
-            });
+            let key = key_of(it);
+            let effect = match (&it.http, it.effect) {
+                (_, Some(e)) => e,
+                (Some(h), None) => match Target::parse(&h.request.url) {
+                    Some(t) => http_call::default_effect(&h.request.method, &t),
+                    None => Effect::Write,
+                },
+                (None, None) => match read_only_hints.get(&key) {
+                    Some(true) => Effect::Read,
+                    _ => Effect::Write,
+                },
+            };
             effects.push(effect);
-            let entry = match tools.get_mut(&it.tool) {
+            gates.push(it.http.as_ref().map(|h| {
+                let query = Target::parse(&h.request.url)
+                    .map(|t| t.query)
+                    .unwrap_or_default();
+                let headers = it
+                    .match_
+                    .headers
+                    .iter()
+                    .map(|n| n.to_ascii_lowercase())
+                    .filter(|n| !http_call::is_credential(n, credentials))
+                    .map(|n| {
+                        let v = h
+                            .request
+                            .headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&n))
+                            .map(|(_, v)| v.clone());
+                        (n, v)
+                    })
+                    .collect();
+                Box::new(HttpGate {
+                    kind: Body::of_recorded(&h.request).kind(),
+                    query,
+                    headers,
+                })
+            }));
+            let entry = match tools.get_mut(&key) {
                 Some(entry) => entry,
                 None => {
-                    if !tool_names.contains(&it.tool) {
-                        tool_names.push(it.tool.clone());
+                    if it.http.is_none() && !tool_names.contains(&key) {
+                        tool_names.push(key.clone());
                     }
-                    tools.entry(it.tool.clone()).or_default()
+                    tools.entry(key).or_default()
                 }
             };
             entry.all.push(i);
-            match it.match_.arguments {
+            match it.match_.mode() {
                 MatchMode::Exact => {
                     let key = recorded_key(it, &it.match_.ignore, &mut buf);
                     let group = match entry
@@ -185,6 +329,7 @@ impl CassetteIndex {
         }
         CassetteIndex {
             used: vec![false; n],
+            gates,
             cassette,
             effects,
             next_same,
@@ -211,8 +356,24 @@ impl CassetteIndex {
     /// The recorded result of an interaction, as recorded (one line: the cassette's
     /// deserializer removed the whitespace between tokens), and whether it is an error.
     pub fn result_of(&self, index: usize) -> (&serde_json::value::RawValue, bool) {
-        let raw = &self.cassette.interactions[index].result;
+        let raw = self.cassette.interactions[index]
+            .result
+            .as_deref()
+            .expect("tool interactions have a result (checked at load)");
         (raw, is_error(raw.get()))
+    }
+
+    /// The recorded exchange of an HTTP interaction.
+    pub fn http_of(&self, index: usize) -> &crate::fixture::format::HttpExchange {
+        self.cassette.interactions[index]
+            .http
+            .as_ref()
+            .expect("HTTP calls are answered by HTTP interactions only")
+    }
+
+    /// The interaction at `index`.
+    pub fn interaction(&self, index: usize) -> &Interaction {
+        &self.cassette.interactions[index]
     }
 
     pub fn effect_of(&self, index: usize) -> Effect {
@@ -236,7 +397,28 @@ impl CassetteIndex {
 
     /// Finds and consumes the interaction answering a call, if any (§10 rule 7).
     pub fn take(&mut self, tool: &str, arguments: &Value) -> Option<usize> {
+        self.take_gated(tool, arguments, None)
+    }
+
+    /// [`CassetteIndex::take`] of an HTTP request: `key` from [`http_call::index_key`],
+    /// `body` its [`Body::target`].
+    pub fn take_http(&mut self, key: &str, body: &Value, gate: &CallGate<'_>) -> Option<usize> {
+        self.take_gated(key, body, Some(gate))
+    }
+
+    fn take_gated(
+        &mut self,
+        tool: &str,
+        arguments: &Value,
+        gate: Option<&CallGate<'_>>,
+    ) -> Option<usize> {
         let entry = self.tools.get(tool)?;
+        let gates = &self.gates;
+        let passes = |i: usize| match (gate, &gates[i]) {
+            (Some(call), Some(g)) => g.mismatch(call, false).is_none(),
+            (None, None) => true,
+            _ => false,
+        };
         let mut first_unused: Option<usize> = None;
         let mut first_repeat: Option<usize> = None;
         let interactions = &self.cassette.interactions;
@@ -272,7 +454,7 @@ impl CassetteIndex {
                     repeat.is_none() && it.repeat
                 } else {
                     unused.is_none()
-                };
+                } && passes(i);
                 // Same canonical form, as the old index keyed by it: not just the same hash.
                 if !wanted || {
                     recorded_key(it, &group.ignore, &mut recorded);
@@ -292,14 +474,26 @@ impl CassetteIndex {
         }
         for &i in &entry.loose {
             let it = &interactions[i];
-            let matches = match it.match_.arguments {
-                MatchMode::Any => true,
-                MatchMode::Subset => json::is_subset(
-                    &json::without_pointers(&it.arguments_value(), &it.match_.ignore),
-                    &json::without_pointers(arguments, &it.match_.ignore),
-                ),
-                MatchMode::Exact => unreachable!("exact interactions are indexed"),
+            let any_passes = match (gate, &gates[i]) {
+                (Some(call), Some(g)) => g.mismatch(call, true).is_none(),
+                _ => true,
             };
+            let matches = any_passes
+                && match it.match_.mode() {
+                    MatchMode::Any => true,
+                    // A body that is not JSON is compared byte for byte.
+                    MatchMode::Subset if gate.is_some_and(|g| g.kind != 1) => {
+                        passes(i) && recorded_target(it) == *arguments
+                    }
+                    MatchMode::Subset => {
+                        passes(i)
+                            && json::is_subset(
+                                &json::without_pointers(&recorded_target(it), &it.match_.ignore),
+                                &json::without_pointers(arguments, &it.match_.ignore),
+                            )
+                    }
+                    MatchMode::Exact => unreachable!("exact interactions are indexed"),
+                };
             if matches {
                 consider(i, &self.used);
             }
@@ -311,19 +505,60 @@ impl CassetteIndex {
 
     /// The recording of `tool` nearest to `arguments` (§10 rule 9).
     pub fn closest(&self, tool: &str, arguments: &Value) -> Option<Closest> {
+        self.closest_gated(tool, arguments, None)
+    }
+
+    /// [`CassetteIndex::closest`] of an HTTP request.
+    pub fn closest_http(&self, key: &str, body: &Value, gate: &CallGate<'_>) -> Option<Closest> {
+        self.closest_gated(key, body, Some(gate))
+    }
+
+    fn closest_gated(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        gate: Option<&CallGate<'_>>,
+    ) -> Option<Closest> {
         let entry = self.tools.get(tool)?;
         let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
         for &i in &entry.all {
             let it = &self.cassette.interactions[i];
-            let arguments_value = it.arguments_value();
+            let arguments_value = recorded_target(it);
             let recorded = json::without_pointers(&arguments_value, &it.match_.ignore);
             let called = json::without_pointers(arguments, &it.match_.ignore);
-            let diff = match it.match_.arguments {
+            let mut diff = match it.match_.mode() {
                 MatchMode::Exact => json::leaf_diff(&recorded, &called),
                 MatchMode::Subset => json::subset_diff(&recorded, &called),
                 // Any arguments match: only use can stop it answering.
                 MatchMode::Any => json::leaf_diff(&Value::Null, &Value::Null),
             };
+            // A body that is not JSON is one leaf: the first 200 characters of each side
+            // show where it differs (rule 33).
+            if gate.is_some_and(|g| g.kind != 1) && diff.count > 0 {
+                let preview = |v: &Value| {
+                    Value::String(
+                        v.as_str()
+                            .map(|s| s.chars().take(200).collect())
+                            .unwrap_or_else(|| v.to_string().chars().take(200).collect()),
+                    )
+                };
+                diff = json::LeafDiff {
+                    count: 1,
+                    first: Some((
+                        String::new(),
+                        Some(preview(&recorded)),
+                        Some(preview(&called)),
+                    )),
+                };
+            }
+            // A query or header that differs counts as one more difference.
+            if let (Some(call), Some(g)) = (gate, &self.gates[i]) {
+                if g.mismatch(call, it.match_.mode() == MatchMode::Any)
+                    .is_some()
+                {
+                    diff.count += 1;
+                }
+            }
             let used = self.used[i];
             let better = match &best {
                 None => true,
@@ -338,6 +573,10 @@ impl CassetteIndex {
         let (_, used, i, diff) = best?;
         let it = &self.cassette.interactions[i];
         let (pointer, recorded, called) = diff.first.unwrap_or_default();
+        let detail = match (gate, &self.gates[i]) {
+            (Some(call), Some(g)) => g.mismatch(call, it.match_.mode() == MatchMode::Any),
+            _ => None,
+        };
         Some(Closest {
             id: it.id.clone(),
             index: i,
@@ -346,6 +585,7 @@ impl CassetteIndex {
             called,
             used,
             repeat: it.repeat,
+            detail,
         })
     }
 }

@@ -259,6 +259,15 @@ pub struct RunArgs {
     /// Run each fixture N times; one whose verdicts differ is failed as `flaky`
     #[arg(long, value_name = "N")]
     pub repeat: Option<u32>,
+    /// How recorded event streams are paced: all at once, or with their recorded delays
+    #[arg(long, value_enum, default_value = "instant")]
+    pub replay_speed: ReplaySpeedArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplaySpeedArg {
+    Instant,
+    Realtime,
 }
 
 impl RunArgs {
@@ -281,6 +290,7 @@ impl RunArgs {
             ledger,
             grace,
             repeat: None,
+            replay_speed: ReplaySpeedArg::Instant,
         }
     }
 }

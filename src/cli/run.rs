@@ -169,6 +169,10 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
         repeat: args.repeat,
+        replay_speed: match args.replay_speed {
+            super::args::ReplaySpeedArg::Instant => crate::http::server::ReplaySpeed::Instant,
+            super::args::ReplaySpeedArg::Realtime => crate::http::server::ReplaySpeed::Realtime,
+        },
     })
 }
 

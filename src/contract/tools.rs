@@ -26,9 +26,40 @@ pub fn gateway(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                     Effect::Read => (ReasonCode::UnrecordedCall, "read"),
                     Effect::Write => (ReasonCode::UnrecordedSideEffect, "write (side effect)"),
                 };
+                if let Some(h) = &call.http {
+                    let near = match closest {
+                        None => " and the cassette has no recording of that method and URL".to_string(),
+                        Some(c) if c.used_up() => format!("; recording `{}` matches but was already used (set \"repeat\": true to reuse it)", c.id),
+                        Some(c) => match (&c.detail, c.pointer.as_str()) {
+                            (Some(d), _) if c.recorded.is_none() => format!("; recording `{}` has the same body but {d}", c.id),
+                            (_, "") => format!("; nearest recording `{}` has another body", c.id),
+                            (_, p) => format!("; nearest recording `{}` differs at body pointer {p}", c.id),
+                        },
+                    };
+                    out.push(Reason::new(
+                        code,
+                        "cassette",
+                        closest
+                            .as_ref()
+                            .map(|c| format!("/interactions/{}", c.index))
+                            .unwrap_or_default(),
+                        format!(
+                            "unrecorded {what} request {} {} (`{}`){}{near}",
+                            h.method,
+                            h.url,
+                            call.tool,
+                            if *blocked {
+                                " was blocked"
+                            } else {
+                                " was refused: it was not sent"
+                            },
+                        ),
+                    ));
+                    continue;
+                }
                 let near = match closest {
                     None => " and the cassette has no recording of that tool".to_string(),
-                    Some(c) if c.pointer.is_empty() => {
+                    Some(c) if c.used_up() => {
                         format!("; recording `{}` matches but was already used (set \"repeat\": true to reuse it)", c.id)
                     }
                     Some(c) => format!("; nearest recording `{}` differs at {}", c.id, c.pointer),
@@ -61,8 +92,15 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         return;
     };
     let calls = &ctx.transcript.calls;
+    // Names and globs over them: `*` stays within a path segment, `**` crosses `/` (rule 26).
+    let matcher = |name: &str| {
+        let glob = crate::sandbox::glob(name).ok();
+        let name = name.to_string();
+        move |call: &str| call == name || glob.as_ref().is_some_and(|g| g.is_match(call))
+    };
     for (i, tool) in rules.required.iter().enumerate() {
-        if !calls.iter().any(|c| &c.tool == tool) {
+        let is = matcher(tool);
+        if !calls.iter().any(|c| is(&c.tool)) {
             out.push(Reason::new(
                 ReasonCode::MissingCall,
                 "tools",
@@ -72,7 +110,8 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         }
     }
     for (i, tool) in rules.forbidden.iter().enumerate() {
-        let n = calls.iter().filter(|c| &c.tool == tool).count();
+        let is = matcher(tool);
+        let n = calls.iter().filter(|c| is(&c.tool)).count();
         if n > 0 {
             out.push(Reason::new(
                 ReasonCode::ForbiddenCall,
@@ -89,7 +128,7 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 "tools",
                 "/tools/max_calls",
                 format!(
-                    "the agent made {} tool calls, more than max_calls = {max}",
+                    "the agent made {} calls (tool and HTTP), more than max_calls = {max}",
                     calls.len()
                 ),
             ));
@@ -119,7 +158,7 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
                 format!(
                     "recorded interaction `{}` (`{}`) was never asked for: the agent skipped a step{}",
                     it.id,
-                    it.tool,
+                    it.name(),
                     if unused.len() > 1 {
                         format!(" ({} unused recordings in all)", unused.len())
                     } else {

@@ -5,8 +5,11 @@
 //! from the cassette under the mode's policy and appends everything to the [`Transcript`].
 //! Malformed input gets a JSON-RPC error; nothing an agent sends can crash the harness.
 
+mod http;
 pub mod policy;
 pub mod protocol;
+
+pub use http::HttpAnswer;
 
 use crate::cassette::{CassetteIndex, Closest};
 use crate::sandbox::resolve_inside;
@@ -35,6 +38,8 @@ pub struct Session {
     pub fixture_dir: PathBuf,
     pub redactor: crate::redact::Redactor,
     pub transcript: Transcript,
+    /// `[redact] headers`: more credential headers, never recorded or matched.
+    pub credential_headers: Vec<String>,
     started: Instant,
 }
 
@@ -62,6 +67,7 @@ impl Session {
             fixture_dir,
             redactor,
             transcript: Transcript::default(),
+            credential_headers: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -158,6 +164,7 @@ impl Session {
                 effect,
                 outcome: CallOutcome::NotAllowed,
                 at_ms,
+                http: None,
             });
             return Err(RpcError::new(
                 protocol::NOT_ALLOWED,
@@ -182,6 +189,7 @@ impl Session {
                     effect,
                     outcome: CallOutcome::Replayed { index: i, is_error },
                     at_ms,
+                    http: None,
                 });
                 Ok(i)
             }
@@ -201,6 +209,7 @@ impl Session {
                         blocked,
                     },
                     at_ms,
+                    http: None,
                 });
                 Err(
                     RpcError::new(protocol::UNRECORDED_CALL, message).with_data(json!({
@@ -316,7 +325,7 @@ fn unrecorded_message(
             "{what}: {} holds no recording of `{tool}`; add an interaction for it, or re-record the fixture from a new production trace with `agent-replay generate` (live re-recording is not in this build)",
             cassette.display()
         ),
-        Some(c) if c.pointer.is_empty() => format!(
+        Some(c) if c.used_up() => format!(
             "{what}: recording `{}` has the same arguments but was already used; set \"repeat\": true on it to let it answer again, or record another interaction",
             c.id
         ),
@@ -393,6 +402,11 @@ impl Gateway {
             acceptor: Some(acceptor?),
             connections,
         })
+    }
+
+    /// The session, for the run's HTTP endpoint: one session answers every channel.
+    pub fn session(&self) -> Arc<Mutex<Session>> {
+        self.session.clone()
     }
 
     /// Stops accepting, closes every connection, and returns the transcript.

@@ -7,7 +7,6 @@
 //! the failure class ([`contract::derive`]). The result is loaded back and validated, so a
 //! generated fixture is always one `run` accepts.
 
-mod base64;
 pub mod capture;
 pub mod contract;
 mod inspect;

@@ -57,7 +57,7 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                         let b64 = entry.get("content_b64").and_then(Value::as_str).ok_or_else(|| {
                             TraceError::at(file, n, format!("workspace entry {path:?} has no \"content_b64\""))
                         })?;
-                        let bytes = super::base64::decode(b64).map_err(|e| {
+                        let bytes = crate::base64::decode(b64).map_err(|e| {
                             TraceError::at(file, n, format!("workspace entry {path:?}: content_b64 is not base64 ({e})"))
                         })?;
                         cap.workspace.push((path.clone(), bytes));

@@ -67,6 +67,10 @@ fn empty_record(run_id: String, status: Status) -> RunRecord {
         mode: None,
         duration_ms: None,
         tool_calls: None,
+        model_calls: None,
+        input_tokens: None,
+        output_tokens: None,
+        model_latency_ms: None,
         extra: Map::new(),
     }
 }

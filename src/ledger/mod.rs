@@ -95,6 +95,16 @@ pub struct RunRecord {
     pub mode: Option<String>,
     pub duration_ms: Option<u64>,
     pub tool_calls: Option<u64>,
+    /// Answered model calls and their usage (§11); `null` for a run that made none
+    /// known (an older record, or a run that never started its agent).
+    #[serde(default)]
+    pub model_calls: Option<u64>,
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub model_latency_ms: Option<u64>,
     /// Anything else a writer added (e.g. `reconciled`); kept, never dropped.
     #[serde(flatten)]
     #[schemars(skip)]

@@ -29,6 +29,8 @@ pub struct FixtureEntry {
     pub run_id: Option<String>,
     pub duration_ms: u64,
     pub tool_calls: u64,
+    #[serde(flatten)]
+    pub usage: crate::transcript::ModelUsage,
     pub reasons: Vec<Reason>,
     /// Only under `--repeat` (rule 48): the fixture's runs and their verdicts. Absent for
     /// a skipped fixture, which never ran.
@@ -61,6 +63,7 @@ impl FixtureEntry {
             run_id: r.run_id.clone(),
             duration_ms: r.duration_ms,
             tool_calls: r.tool_calls,
+            usage: r.usage,
             reasons: r.reasons.clone(),
             repeats: r.repeats.clone(),
         }
@@ -141,6 +144,7 @@ mod tests {
             run_id: (verdict != Verdict::Skipped).then(|| format!("run-{id}")),
             duration_ms: 41,
             tool_calls: 3,
+            usage: Default::default(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),

@@ -201,6 +201,7 @@ mod tests {
             run_id: Some(format!("run-{id}")),
             duration_ms: 1234,
             tool_calls: 0,
+            usage: Default::default(),
             reasons: vec![Reason::new(code, "check", "/p", "a <message> & \"more\"")],
             stdout_tail: String::new(),
             stderr_tail: String::new(),

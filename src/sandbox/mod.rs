@@ -22,6 +22,8 @@ pub struct Sandbox {
     pub home: PathBuf,
     pub socket: PathBuf,
     pub input_copy: PathBuf,
+    /// Where the run's CA bundle is written (§11): in the run's directory, not the workspace.
+    pub ca_bundle: PathBuf,
 }
 
 impl Sandbox {
@@ -54,6 +56,7 @@ impl Sandbox {
         std::fs::set_permissions(&input_copy, perms)?;
         Ok(Sandbox {
             socket: base.join("gateway.sock"),
+            ca_bundle: base.join("ca-bundle.pem"),
             _root: root,
             workspace,
             home,

@@ -1,4 +1,4 @@
-//! Standard base64 (RFC 4648), decoding only what traces carry: a few lines, not a crate.
+//! Standard base64 (RFC 4648) for trace and cassette bodies: a few lines, not a crate.
 
 pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
@@ -26,6 +26,25 @@ pub fn decode(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+pub fn encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let v = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= n {
+                out.push(ABC[(v >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -34,5 +53,9 @@ mod tests {
         assert_eq!(super::decode("aGVsbG8").unwrap(), b"hello");
         assert_eq!(super::decode("eyJhIjoxfQ==").unwrap(), br#"{"a":1}"#);
         assert!(super::decode("a$b").is_err());
+        for s in [&b""[..], b"h", b"he", b"hel", b"hello", &[0xff, 0, 0x80]] {
+            assert_eq!(super::decode(&super::encode(s)).unwrap(), s);
+        }
+        assert_eq!(super::encode(b"hello"), "aGVsbG8=");
     }
 }

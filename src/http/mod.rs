@@ -1,0 +1,8 @@
+//! The per-run HTTP endpoint (§11).
+
+pub mod ca;
+pub mod call;
+pub mod server;
+pub mod sse;
+pub mod upstream;
+pub mod usage;

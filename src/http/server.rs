@@ -1,0 +1,590 @@
+//! [`Endpoint`]: the per-run HTTP endpoint on a loopback port (§11).
+//!
+//! One listener is both the base-URL routes (`/openai/v1/…`, `/anthropic/…`, `/NAME/…`)
+//! and a forward proxy: absolute-form requests for other hosts, and `CONNECT` tunnels,
+//! terminated with a leaf from the run's CA (or read in clear when the client speaks plain
+//! HTTP through the tunnel, as Node's proxy agent does for `http://` URLs). Every request
+//! becomes an [`HttpCall`] answered by the run's one [`Session`]. hyper does the protocol
+//! work on a tokio runtime shared by all runs of the process.
+
+use super::ca::RunCa;
+use super::call::{Body, HttpCall, Target};
+use super::upstream::Upstream;
+use crate::gateway::{HttpAnswer, Session};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use hyper::http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The largest request body read; a bigger one is answered 413.
+const MAX_BODY: usize = 64 << 20;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(crate::host::cores().clamp(1, 2))
+            .thread_name("agent-replay-http")
+            .enable_all()
+            .build()
+            .expect("the HTTP runtime starts")
+    })
+}
+
+/// How recorded streams are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplaySpeed {
+    /// Every event at once, each in its own write.
+    #[default]
+    Instant,
+    /// Each event after its recorded `delay_ms`.
+    Realtime,
+}
+
+struct Ctx {
+    session: Arc<Mutex<Session>>,
+    upstreams: Vec<Upstream>,
+    ca: RunCa,
+    /// `127.0.0.1:PORT`: an absolute-form request to it is a base-URL route (rule 25).
+    own: String,
+    speed: ReplaySpeed,
+    stop: watch::Receiver<bool>,
+}
+
+/// A running endpoint; [`Endpoint::stop`] ends it and every connection.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Endpoint {
+    /// Binds a loopback port, makes the run's CA and writes its bundle to `bundle`.
+    pub fn start(
+        session: Arc<Mutex<Session>>,
+        upstreams: Vec<Upstream>,
+        bundle: &Path,
+        speed: ReplaySpeed,
+    ) -> std::io::Result<Endpoint> {
+        let ca = RunCa::new().map_err(std::io::Error::other)?;
+        ca.write_bundle(bundle)?;
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let rt = runtime();
+        let _guard = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let (tx, rx) = watch::channel(false);
+        let ctx = Arc::new(Ctx {
+            session,
+            upstreams,
+            ca,
+            own: addr.to_string(),
+            speed,
+            stop: rx,
+        });
+        let task = rt.spawn(accept_loop(listener, ctx));
+        Ok(Endpoint {
+            addr,
+            stop: tx,
+            task: Some(task),
+        })
+    }
+
+    /// `AGENT_REPLAY_HTTP`: `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The agent's environment of §11 (the API keys are set by the caller, under the
+    /// agent's own `env`).
+    pub fn env(&self, upstreams: &[Upstream], bundle: &Path) -> Vec<(String, String)> {
+        let base = self.base();
+        let bundle = bundle.display().to_string();
+        let mut env = vec![("AGENT_REPLAY_HTTP".to_string(), base.clone())];
+        for up in upstreams {
+            if let Some(var) = &up.env {
+                env.push((var.clone(), format!("{base}/{}{}", up.name, up.base_path)));
+            }
+        }
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            env.push((var.to_string(), base.clone()));
+        }
+        env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+        for var in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+        ] {
+            env.push((var.to_string(), bundle.clone()));
+        }
+        env
+    }
+
+    /// Stops accepting and closes every connection (the agent is gone by now).
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = runtime().block_on(task);
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
+    let mut stop = ctx.stop.clone();
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors: do not spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                // Every stream event leaves in its own segment, without a delayed ACK's wait.
+                let _ = stream.set_nodelay(true);
+                conns.spawn(serve(TokioIo::new(stream), ctx.clone(), None));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+/// Serves one connection; `origin` is `(scheme, authority)` inside a CONNECT tunnel.
+fn serve<I>(
+    io: I,
+    ctx: Arc<Ctx>,
+    origin: Option<(String, String)>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    Box::pin(async move {
+        let mut stop = ctx.stop.clone();
+        let svc_ctx = ctx.clone();
+        let origin = origin.map(Arc::new);
+        let svc = hyper::service::service_fn(move |req| {
+            let ctx = svc_ctx.clone();
+            let origin = origin.clone();
+            async move { Ok::<_, Infallible>(handle(req, ctx, origin).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, svc)
+            .with_upgrades();
+        tokio::select! {
+            _ = conn => {}
+            _ = stop.changed() => {}
+        }
+    })
+}
+
+type Reply = Response<ReplyBody>;
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+    origin: Option<Arc<(String, String)>>,
+) -> Reply {
+    if req.method() == Method::CONNECT && origin.is_none() {
+        return connect(req, ctx);
+    }
+    let uri = req.uri().clone();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let url = match (&origin, uri.scheme_str(), uri.authority()) {
+        (Some(o), _, _) => format!("{}://{}{}", o.0, o.1, path_and_query),
+        (None, Some(_), Some(a)) if a.as_str() != ctx.own && !is_own(a.as_str(), &ctx.own) => {
+            uri.to_string()
+        }
+        _ => match route(&ctx.upstreams, &path_and_query) {
+            Ok(url) => url,
+            Err(message) => {
+                return error_reply(StatusCode::NOT_FOUND, "agent_replay_no_route", &message)
+            }
+        },
+    };
+    let Some(target) = Target::parse(&url) else {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            "agent_replay_bad_request",
+            &format!("agent-replay: cannot read the request URL {url:?}"),
+        );
+    };
+    let method = req.method().as_str().to_string();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in req.headers() {
+        let name = k.as_str();
+        if matches!(
+            name,
+            "host"
+                | "content-length"
+                | "connection"
+                | "proxy-connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "te"
+                | "upgrade"
+        ) {
+            continue;
+        }
+        headers.push((
+            name.to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ));
+    }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "agent_replay_bad_request",
+                "agent-replay: the request body could not be read or is larger than 64 MiB",
+            )
+        }
+    };
+    let raw_query = url.split_once('?').map(|(_, q)| q.to_string());
+    let call = HttpCall {
+        method,
+        target,
+        raw_query,
+        headers,
+        body: Body::from_bytes(&body, content_type.as_deref()),
+    };
+    let (answer, response) = {
+        let mut session = ctx.session.lock().expect("session lock");
+        let answer = session.call_http(call);
+        let response = match &answer {
+            HttpAnswer::Recorded(i) => Some(session.cassette.http_of(*i).response.clone()),
+            HttpAnswer::Unrecorded(_) => None,
+        };
+        (answer, response)
+    };
+    match (answer, response) {
+        (HttpAnswer::Recorded(_), Some(r)) => recorded_reply(r, ctx.speed),
+        (HttpAnswer::Unrecorded(body), _) => unrecorded_reply(body),
+        (HttpAnswer::Recorded(_), None) => unreachable!("a recorded answer has its response"),
+    }
+}
+
+/// Whether an authority names this endpoint (`localhost:PORT` as well as `127.0.0.1:PORT`).
+fn is_own(authority: &str, own: &str) -> bool {
+    let port = own.rsplit(':').next().unwrap_or_default();
+    authority == format!("localhost:{port}")
+}
+
+/// `/NAME/REST` → `<url of NAME>/REST`.
+fn route(upstreams: &[Upstream], path_and_query: &str) -> Result<String, String> {
+    let rest = path_and_query.trim_start_matches('/');
+    let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = name.split('?').next().unwrap_or(name);
+    match upstreams.iter().find(|u| u.name == name) {
+        Some(up) => Ok(format!("{}/{}", up.origin, tail)),
+        None => Err(format!(
+            "agent-replay: no upstream `{name}`: the base-URL routes are /{}/…; add [http.upstreams.{name}] to agent-replay.toml to route it",
+            upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join("/…, /")
+        )),
+    }
+}
+
+/// Accepts a tunnel, then reads it as TLS (terminated with the run's CA) or plain HTTP.
+fn connect(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
+    let Some(host) = req.uri().host().map(str::to_ascii_lowercase) else {
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            "agent_replay_bad_request",
+            "agent-replay: CONNECT needs host:port",
+        );
+    };
+    let port = req.uri().port_u16().unwrap_or(443);
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            return;
+        };
+        let stream = parts.io.into_inner();
+        let mut first = [0u8; 1];
+        let tls = match parts.read_buf.first() {
+            Some(b) => *b == 0x16,
+            None => matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16),
+        };
+        let io = Prefixed {
+            prefix: parts.read_buf,
+            inner: stream,
+        };
+        let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+        let authority = if port == default_port {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        };
+        let origin = Some((scheme.to_string(), authority));
+        if tls {
+            let Ok(config) = ctx.ca.server_config(&host) else {
+                return;
+            };
+            let Ok(tls_stream) = tokio_rustls::TlsAcceptor::from(config).accept(io).await else {
+                return;
+            };
+            serve(TokioIo::new(tls_stream), ctx, origin).await;
+        } else {
+            serve(TokioIo::new(io), ctx, origin).await;
+        }
+    });
+    Response::new(ReplyBody::empty())
+}
+
+/// A stream with bytes already read from it put back in front.
+struct Prefixed {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Headers never replayed: framing is ours, the body is sent decoded.
+fn replayable(name: &str) -> bool {
+    !matches!(
+        name,
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "content-encoding"
+            | "set-cookie"
+    )
+}
+
+fn recorded_reply(r: crate::fixture::format::HttpResponse, speed: ReplaySpeed) -> Reply {
+    let (body, default_type) = if let Some(events) = &r.events {
+        let mut frames = VecDeque::with_capacity(events.len());
+        for e in events {
+            let mut out = Vec::new();
+            super::sse::encode(e, &mut out);
+            frames.push_back((Bytes::from(out), e.delay_ms));
+        }
+        (ReplyBody::events(frames, speed), "text/event-stream")
+    } else if let Some(raw) = &r.body {
+        (
+            ReplyBody::full(Bytes::copy_from_slice(raw.get().as_bytes())),
+            "application/json",
+        )
+    } else if let Some(t) = &r.body_text {
+        (
+            ReplyBody::full(Bytes::copy_from_slice(t.as_bytes())),
+            "text/plain; charset=utf-8",
+        )
+    } else if let Some(b) = &r.body_b64 {
+        (
+            ReplyBody::full(Bytes::from(crate::base64::decode(b).unwrap_or_default())),
+            "application/octet-stream",
+        )
+    } else {
+        (ReplyBody::empty(), "")
+    };
+    let mut builder =
+        Response::builder().status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK));
+    let mut has_type = false;
+    for (k, v) in &r.headers {
+        let name = k.to_ascii_lowercase();
+        if !replayable(&name) || crate::http::call::is_credential(&name, &[]) {
+            continue;
+        }
+        if name == "content-type" {
+            has_type = true;
+            if r.events.is_some() {
+                continue;
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(v) {
+            builder = builder.header(name, value);
+        }
+    }
+    if r.events.is_some() {
+        builder = builder
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-cache");
+    } else if !has_type && !default_type.is_empty() {
+        builder = builder.header("content-type", default_type);
+    }
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(ReplyBody::empty()))
+}
+
+fn unrecorded_reply(body: String) -> Reply {
+    Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header("content-type", "application/json")
+        .header("x-agent-replay", "unrecorded")
+        // The OpenAI and Anthropic SDKs honour it: fail at once, never retry.
+        .header("x-should-retry", "false")
+        .body(ReplyBody::full(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn error_reply(status: StatusCode, kind: &str, message: &str) -> Reply {
+    let body = serde_json::json!({"error": {"type": kind, "message": message}}).to_string();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-should-retry", "false")
+        .body(ReplyBody::full(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+/// A whole body, or a recorded event stream.
+pub struct ReplyBody {
+    full: Option<Bytes>,
+    frames: VecDeque<(Bytes, f64)>,
+    speed: ReplaySpeed,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The next event's delay was slept.
+    slept: bool,
+    /// Yielded once since the last event, so hyper wrote that one out on its own.
+    yielded: bool,
+}
+
+impl ReplyBody {
+    fn empty() -> ReplyBody {
+        ReplyBody::full(Bytes::new())
+    }
+
+    fn full(b: Bytes) -> ReplyBody {
+        ReplyBody {
+            full: Some(b),
+            frames: VecDeque::new(),
+            speed: ReplaySpeed::Instant,
+            sleep: None,
+            slept: false,
+            yielded: true,
+        }
+    }
+
+    fn events(frames: VecDeque<(Bytes, f64)>, speed: ReplaySpeed) -> ReplyBody {
+        ReplyBody {
+            full: None,
+            frames,
+            speed,
+            sleep: None,
+            slept: false,
+            yielded: false,
+        }
+    }
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if let Some(b) = this.full.take() {
+            return Poll::Ready((!b.is_empty()).then(|| Ok(Frame::data(b))));
+        }
+        let Some((_, delay)) = this.frames.front() else {
+            return Poll::Ready(None);
+        };
+        if this.speed == ReplaySpeed::Realtime && *delay > 0.0 && !this.slept {
+            let sleep = this.sleep.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)))
+            });
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+            this.slept = true;
+        }
+        // Pending once between events: hyper flushes what it holds before it asks again,
+        // so each event leaves in its own write, as a live stream's would.
+        if !this.yielded {
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.yielded = false;
+        this.slept = false;
+        let (bytes, _) = this.frames.pop_front().expect("checked above");
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.full.as_ref().is_some_and(|b| b.is_empty())
+            || (self.full.is_none() && self.frames.is_empty())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.full {
+            Some(b) => hyper::body::SizeHint::with_exact(b.len() as u64),
+            None => hyper::body::SizeHint::default(),
+        }
+    }
+}
