@@ -52,6 +52,19 @@ impl Kind {
             Kind::Notes => schemars::schema_for!(Notes),
         }
         .to_value();
+        if self == Kind::Cassette {
+            // An interaction records a tool call or an HTTP exchange, never both: what the
+            // derive cannot say (the loader says it again, with a clearer message).
+            if let Some(Value::Object(it)) = schema.pointer_mut("/$defs/Interaction") {
+                it.insert(
+                    "oneOf".into(),
+                    serde_json::json!([
+                        {"required": ["tool", "result"], "not": {"required": ["http"]}},
+                        {"required": ["http"], "not": {"anyOf": [{"required": ["tool"]}, {"required": ["result"]}]}}
+                    ]),
+                );
+            }
+        }
         if let Value::Object(m) = &mut schema {
             m.insert(
                 "$id".into(),

@@ -13,7 +13,7 @@ pub enum CallOutcome {
     Replayed { index: usize, is_error: bool },
     /// Matched nothing; refused with -32001. `blocked` in strict mode.
     Unrecorded {
-        closest: Option<Closest>,
+        closest: Option<Box<Closest>>,
         blocked: bool,
     },
     /// The tool is not in `tool_allowlist`; refused with -32002.

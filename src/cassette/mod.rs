@@ -687,4 +687,155 @@ mod tests {
         let other = c.closest("t", &json!({"q": 2, "text": "extra"})).unwrap();
         assert_eq!(other.pointer, "/q");
     }
+
+    fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> HttpCall {
+        HttpCall {
+            method: method.into(),
+            target: Target::parse(url).unwrap(),
+            raw_query: url.split_once('?').map(|(_, q)| q.to_string()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body,
+        }
+    }
+
+    fn take_call(c: &mut CassetteIndex, call: &HttpCall) -> Option<usize> {
+        let key = http_call::index_key(&call.method, &call.target);
+        c.take_http(&key, &call.body.target(), &CallGate::of(call))
+    }
+
+    #[test]
+    fn http_requests_match_on_method_url_query_body_and_named_headers() {
+        let chat = "https://api.openai.com/v1/chat/completions";
+        let mut c = cassette(
+            json!({"format": "agent-replay/cassette@1", "interactions": [
+                {"id": "m1", "http": {"request": {"method": "POST", "url": chat, "headers": {"x-tenant": "a"},
+                    "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": "u1"}},
+                    "response": {"status": 200, "body": {}}},
+                 "match": {"ignore": ["/user"], "headers": ["X-Tenant", "authorization"]}},
+                {"id": "q", "http": {"request": {"method": "GET", "url": "https://api.github.com/search?q=a&page=2&q=b"},
+                    "response": {"status": 200, "body": {}}}, "repeat": true},
+                {"id": "t", "http": {"request": {"method": "POST", "url": "https://example.com/form", "body_text": "a=1"},
+                    "response": {"status": 201, "body_text": "ok"}}},
+                {"id": "s", "http": {"request": {"method": "POST", "url": "https://example.com/api", "body": {"a": 1}},
+                    "response": {"status": 200, "body": {}}}, "match": {"body": "subset"}},
+            ]}),
+        );
+        let body = |user: &str, content: &str| {
+            Body::Json(
+                json!({"messages": [{"content": content, "role": "user"}], "model": "m", "user": user}),
+            )
+        };
+        // Another user (ignored) and another credential (never matched): still m1.
+        let other_tenant = call("POST", chat, &[("x-tenant", "b")], body("u9", "hi"));
+        assert_eq!(take_call(&mut c, &other_tenant), None);
+        let near = c
+            .closest_http(
+                &http_call::index_key("POST", &other_tenant.target),
+                &other_tenant.body.target(),
+                &CallGate::of(&other_tenant),
+            )
+            .unwrap();
+        assert_eq!(near.id, "m1");
+        assert!(
+            near.detail.as_deref().unwrap().contains("x-tenant"),
+            "{near:?}"
+        );
+        let ok = call(
+            "POST",
+            chat,
+            &[("x-tenant", "a"), ("authorization", "Bearer other")],
+            body("u9", "hi"),
+        );
+        assert_eq!(take_call(&mut c, &ok), Some(0));
+        // Used up, no repeat.
+        assert_eq!(take_call(&mut c, &ok), None);
+        let changed = call("POST", chat, &[("x-tenant", "a")], body("u1", "bye"));
+        let near = c
+            .closest_http(
+                &http_call::index_key("POST", &changed.target),
+                &changed.body.target(),
+                &CallGate::of(&changed),
+            )
+            .unwrap();
+        assert_eq!(near.pointer, "/messages/0/content");
+        // Query as a multiset, in any order; repeat answers again.
+        let q = call(
+            "GET",
+            "https://api.github.com/search?page=2&q=b&q=a",
+            &[],
+            Body::None,
+        );
+        assert_eq!(take_call(&mut c, &q), Some(1));
+        assert_eq!(take_call(&mut c, &q), Some(1));
+        assert_eq!(
+            take_call(
+                &mut c,
+                &call(
+                    "GET",
+                    "https://api.github.com/search?q=a&page=2",
+                    &[],
+                    Body::None
+                )
+            ),
+            None
+        );
+        // Scheme is part of the match.
+        assert_eq!(
+            take_call(
+                &mut c,
+                &call(
+                    "GET",
+                    "http://api.github.com/search?page=2&q=b&q=a",
+                    &[],
+                    Body::None
+                )
+            ),
+            None
+        );
+        // Text bodies byte for byte; a JSON string is not a text body.
+        assert_eq!(
+            take_call(
+                &mut c,
+                &call(
+                    "POST",
+                    "https://example.com/form",
+                    &[],
+                    Body::Json(json!("a=1"))
+                )
+            ),
+            None
+        );
+        assert_eq!(
+            take_call(
+                &mut c,
+                &call(
+                    "POST",
+                    "https://example.com/form",
+                    &[],
+                    Body::Text("a=1".into())
+                )
+            ),
+            Some(2)
+        );
+        // Subset bodies take extra keys.
+        assert_eq!(
+            take_call(
+                &mut c,
+                &call(
+                    "POST",
+                    "https://example.com/api",
+                    &[],
+                    Body::Json(json!({"a": 1, "b": 2}))
+                )
+            ),
+            Some(3)
+        );
+        // HTTP recordings never answer tool calls, and are not tools.
+        assert!(c.tool_names().is_empty());
+        assert_eq!(c.effect_of(0), Effect::Read);
+        assert_eq!(c.effect_of(2), Effect::Write);
+    }
 }

@@ -76,7 +76,10 @@ impl Session {
                     tool: name,
                     arguments: target,
                     effect,
-                    outcome: CallOutcome::Unrecorded { closest, blocked },
+                    outcome: CallOutcome::Unrecorded {
+                        closest: closest.map(Box::new),
+                        blocked,
+                    },
                     at_ms,
                     http: Some(Box::new(detail)),
                 });

@@ -205,7 +205,7 @@ impl Session {
                     arguments,
                     effect,
                     outcome: CallOutcome::Unrecorded {
-                        closest: closest.clone(),
+                        closest: closest.clone().map(Box::new),
                         blocked,
                     },
                     at_ms,

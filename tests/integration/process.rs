@@ -154,16 +154,46 @@ fn agent_environment_is_cleared_and_complete() {
         names,
         [
             "AGENT_REPLAY_FIXTURE",
+            "AGENT_REPLAY_HTTP",
             "AGENT_REPLAY_INPUT",
             "AGENT_REPLAY_MODE",
             "AGENT_REPLAY_RUN_ID",
             "AGENT_REPLAY_SOCKET",
             "AGENT_REPLAY_WORKSPACE",
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_BASE_URL",
+            "CURL_CA_BUNDLE",
             "HOME",
+            "HTTPS_PROXY",
+            "HTTP_PROXY",
             "LANG",
+            "NODE_EXTRA_CA_CERTS",
+            "NODE_USE_ENV_PROXY",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
             "PATH",
-            "TZ"
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
+            "TZ",
+            "http_proxy",
+            "https_proxy"
         ]
+    );
+    // §11: the endpoint, its routes and proxy, one CA bundle for every client.
+    let http = env
+        .lines()
+        .find_map(|l| l.strip_prefix("AGENT_REPLAY_HTTP="))
+        .unwrap()
+        .to_string();
+    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
+    assert!(env.contains(&format!("OPENAI_BASE_URL={http}/openai/v1\n")));
+    assert!(env.contains(&format!("ANTHROPIC_BASE_URL={http}/anthropic\n")));
+    assert!(
+        env.contains(&format!("HTTPS_PROXY={http}\n"))
+            && env.contains(&format!("http_proxy={http}\n"))
+    );
+    assert!(
+        env.contains("OPENAI_API_KEY=agent-replay\n") && env.contains("NODE_USE_ENV_PROXY=1\n")
     );
     assert!(env.contains("AGENT_REPLAY_MODE=cassette\n"));
     assert!(env.contains("AGENT_REPLAY_FIXTURE=env\n"));

@@ -195,12 +195,20 @@ fn summary_always_carries_total_and_all_six_verdict_keys() {
         [
             "duration_ms",
             "id",
+            "input_tokens",
+            "model_calls",
+            "model_latency_ms",
+            "output_tokens",
             "reasons",
             "run_id",
             "tool_calls",
             "verdict"
         ]
     );
+    // No model call: counted as 0, tokens unknown (rule 29).
+    assert_eq!(f["model_calls"], 0);
+    assert_eq!(f["input_tokens"], Value::Null);
+    assert_eq!(f["output_tokens"], Value::Null);
 }
 
 #[test]
