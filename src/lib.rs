@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod monitor;
 pub mod pool;
 pub mod process;
+pub mod recording;
 pub mod redact;
 pub mod repeat;
 pub mod report;

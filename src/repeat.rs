@@ -205,6 +205,7 @@ mod tests {
             duration_ms: 5,
             tool_calls: 1,
             usage: Default::default(),
+            recording: None,
             reasons: codes
                 .iter()
                 .map(|c| Reason::new(*c, "c", "", "m"))

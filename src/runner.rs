@@ -43,6 +43,8 @@ pub struct Settings {
     pub repeat: Option<u32>,
     /// `--replay-speed`: how recorded event streams are paced.
     pub replay_speed: crate::http::server::ReplaySpeed,
+    /// `--record`: live answers are written back into the cassettes.
+    pub record: Option<crate::recording::RecordMode>,
 }
 
 impl Settings {
@@ -66,6 +68,8 @@ pub struct FixtureResult {
     pub tool_calls: u64,
     /// Model calls and tokens of the run (§11).
     pub usage: crate::transcript::ModelUsage,
+    /// What `--record` changed in the cassette; `None` when unchanged.
+    pub recording: Option<crate::recording::Change>,
     pub reasons: Vec<Reason>,
     /// Tails of the agent's output, for the human report of failures.
     pub stdout_tail: String,
@@ -154,6 +158,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         duration_ms: 0,
         tool_calls: 0,
         usage: Default::default(),
+        recording: None,
         reasons: vec![Reason::new(ReasonCode::Skipped, check, "", message)],
         stdout_tail: String::new(),
         stderr_tail: String::new(),
@@ -392,6 +397,7 @@ impl<'a> Run<'a> {
             duration_ms: 0,
             tool_calls: 0,
             usage: Default::default(),
+            recording: None,
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),
@@ -431,15 +437,24 @@ impl<'a> Run<'a> {
             .as_ref()
             .map(|c| c.redact.headers.clone())
             .unwrap_or_default();
+        let upstreams = settings.upstreams();
+        let model_routes = crate::http::call::ModelRoutes::of(&upstreams);
         let mut session = Session::new(
             settings.mode,
-            CassetteIndex::with_credentials(fixture.cassette_or_empty(), &credential_headers),
+            CassetteIndex::for_http(
+                fixture.cassette_or_empty(),
+                &credential_headers,
+                &model_routes,
+            ),
             fixture.input.tool_allowlist.clone(),
             sandbox.workspace.clone(),
             fixture.dir.clone(),
             settings.redactor.clone(),
         );
         session.credential_headers = credential_headers;
+        session.model_routes = model_routes;
+        session.recording = settings.record.is_some();
+        session.refresh_reads = settings.record == Some(crate::recording::RecordMode::All);
         let gateway = match Gateway::start(&sandbox.socket, session) {
             Ok(g) => g,
             Err(e) => {
@@ -450,7 +465,6 @@ impl<'a> Run<'a> {
             }
         };
 
-        let upstreams = settings.upstreams();
         let endpoint = match crate::http::server::Endpoint::start(
             gateway.session(),
             upstreams.clone(),
@@ -579,7 +593,28 @@ impl<'a> Run<'a> {
             self.close(Status::Aborted, None, &[], duration_ms, tool_calls);
             return None;
         }
-        let verdict = Verdict::of(&reasons, settings.mode == Mode::Strict);
+        let mut verdict = Verdict::of(&reasons, settings.mode == Mode::Strict);
+        // Recording happens only for a run that could be judged (§12).
+        let mut recording = None;
+        if let Some(mode) = settings.record.filter(|_| verdict != Verdict::Blocked) {
+            match crate::recording::write(
+                &fixture.dir,
+                fixture.cassette.as_ref(),
+                &transcript,
+                mode,
+            ) {
+                Ok(change) => recording = change,
+                Err(e) => {
+                    reasons.push(Reason::new(
+                        ReasonCode::LiveUnavailable,
+                        "record",
+                        "",
+                        format!("the live answers could not be recorded: {e}"),
+                    ));
+                    verdict = Verdict::of(&reasons, settings.mode == Mode::Strict);
+                }
+            }
+        }
         let status = if verdict.is_ok() {
             Status::Succeeded
         } else if outcome.exit == Exit::TimedOut {
@@ -597,6 +632,7 @@ impl<'a> Run<'a> {
             duration_ms,
             tool_calls,
             usage,
+            recording,
             reasons,
             stdout_tail: tail_text(&outcome, false),
             stderr_tail: tail_text(&outcome, true),

@@ -18,6 +18,10 @@ pub enum CallOutcome {
     },
     /// The tool is not in `tool_allowlist`; refused with -32002.
     NotAllowed,
+    /// Answered by the live backend (live mode, §12).
+    Forwarded { is_error: bool },
+    /// The live backend could not be used: `live_unavailable`.
+    Unavailable { message: String },
 }
 
 #[derive(Debug, Clone)]
@@ -57,12 +61,15 @@ impl CallRecord {
             CallOutcome::Replayed {
                 is_error: false,
                 ..
-            }
+            } | CallOutcome::Forwarded { is_error: false }
         )
     }
 
     pub fn answered(&self) -> bool {
-        matches!(self.outcome, CallOutcome::Replayed { .. })
+        matches!(
+            self.outcome,
+            CallOutcome::Replayed { .. } | CallOutcome::Forwarded { .. }
+        )
     }
 
     pub fn is_error(&self) -> bool {
@@ -100,6 +107,16 @@ pub struct Transcript {
     pub events: Vec<EventRecord>,
     pub artifacts: Vec<ArtifactRecord>,
     pub close: Option<CloseRecord>,
+    /// Live answers, in call order, for `--record` (§12).
+    pub recordings: Vec<LiveRecord>,
+}
+
+/// A live answer kept for `--record`: the interaction as it will be written (redacted,
+/// its id not yet given), and the recording it refreshes under `--record all`.
+#[derive(Debug, Clone)]
+pub struct LiveRecord {
+    pub interaction: Value,
+    pub replaces: Option<usize>,
 }
 
 impl Transcript {

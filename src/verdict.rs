@@ -111,6 +111,7 @@ reason_codes! {
     UnusedRecording => "unused_recording",
     LeakedProcess => "leaked_process",
     Flaky => "flaky",
+    LiveUnavailable => "live_unavailable",
 }
 
 impl ReasonCode {
@@ -119,7 +120,9 @@ impl ReasonCode {
     pub fn verdict(self, strict: bool) -> Verdict {
         use ReasonCode::*;
         match self {
-            InvalidFixture | AgentUnavailable | IsolationUnavailable => Verdict::Blocked,
+            InvalidFixture | AgentUnavailable | IsolationUnavailable | LiveUnavailable => {
+                Verdict::Blocked
+            }
             LeakedProcess => Verdict::Degraded,
             UnrecordedCall if !strict => Verdict::Inconclusive,
             Skipped => Verdict::Skipped,

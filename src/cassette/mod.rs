@@ -217,12 +217,18 @@ pub struct CassetteIndex {
 }
 
 impl CassetteIndex {
-    /// Indexes a cassette; `credentials` are the extra credential headers of `[redact]`.
+    /// Indexes a cassette.
     pub fn new(cassette: impl Into<Arc<Cassette>>) -> Self {
-        Self::with_credentials(cassette, &[])
+        Self::for_http(cassette, &[], &http_call::ModelRoutes::default())
     }
 
-    pub fn with_credentials(cassette: impl Into<Arc<Cassette>>, credentials: &[String]) -> Self {
+    /// `credentials`: the extra credential headers of `[redact]`; `routes`: where the model
+    /// routes are, for the effect of a recording that does not say it.
+    pub fn for_http(
+        cassette: impl Into<Arc<Cassette>>,
+        credentials: &[String],
+        routes: &http_call::ModelRoutes,
+    ) -> Self {
         let cassette: Arc<Cassette> = cassette.into();
         let n = cassette.interactions.len();
         assert!(n < NONE as usize, "more than 4 billion recordings");
@@ -251,7 +257,7 @@ impl CassetteIndex {
             let effect = match (&it.http, it.effect) {
                 (_, Some(e)) => e,
                 (Some(h), None) => match Target::parse(&h.request.url) {
-                    Some(t) => http_call::default_effect(&h.request.method, &t),
+                    Some(t) => routes.default_effect(&h.request.method, &t),
                     None => Effect::Write,
                 },
                 (None, None) => match read_only_hints.get(&key) {

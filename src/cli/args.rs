@@ -218,7 +218,7 @@ pub struct ImportArgs {
 pub enum ModeArg {
     /// Replay recorded calls; refuse everything else (default)
     Cassette,
-    /// Replay, and forward unrecorded reads to configured live tools (not available yet)
+    /// Replay, and forward unrecorded reads to the real HTTP upstreams (tools: not yet)
     Live,
     /// Replay only, inside OS isolation
     Strict,
@@ -262,6 +262,16 @@ pub struct RunArgs {
     /// How recorded event streams are paced: all at once, or with their recorded delays
     #[arg(long, value_enum, default_value = "instant")]
     pub replay_speed: ReplaySpeedArg,
+    /// Live mode: write what was answered live back into each cassette (new: append;
+    /// all: refresh every read)
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub record: Option<RecordArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordArg {
+    New,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -291,6 +301,7 @@ impl RunArgs {
             grace,
             repeat: None,
             replay_speed: ReplaySpeedArg::Instant,
+            record: None,
         }
     }
 }

@@ -84,13 +84,14 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
     let mode = match args.mode {
         ModeArg::Cassette => Mode::Cassette,
         ModeArg::Strict => Mode::Strict,
-        ModeArg::Live => {
-            return Err(usage_error(
-                "--mode live is not available yet: this build can replay (cassette) and block (strict) but not call real tools",
-                Some("use --mode cassette, or re-record the cassette by hand until live mode lands"),
-            ))
-        }
+        ModeArg::Live => Mode::Live,
     };
+    if args.record.is_some() && mode != Mode::Live {
+        return Err(usage_error(
+            "--record needs --mode live: only live answers can be recorded",
+            Some("add --mode live (unrecorded reads then go to the real upstreams)"),
+        ));
+    }
     let config = Config::discover(&cwd)
         .map_err(|e| usage_error(e, Some("fix or remove agent-replay.toml")))?;
     let redactor = match &config {
@@ -169,6 +170,10 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
         repeat: args.repeat,
+        record: args.record.map(|r| match r {
+            super::args::RecordArg::New => crate::recording::RecordMode::New,
+            super::args::RecordArg::All => crate::recording::RecordMode::All,
+        }),
         replay_speed: match args.replay_speed {
             super::args::ReplaySpeedArg::Instant => crate::http::server::ReplaySpeed::Instant,
             super::args::ReplaySpeedArg::Realtime => crate::http::server::ReplaySpeed::Realtime,

@@ -11,7 +11,13 @@ use crate::verdict::{Reason, ReasonCode};
 pub fn gateway(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     for call in &ctx.transcript.calls {
         match &call.outcome {
-            CallOutcome::Replayed { .. } => {}
+            CallOutcome::Replayed { .. } | CallOutcome::Forwarded { .. } => {}
+            CallOutcome::Unavailable { message } => out.push(Reason::new(
+                ReasonCode::LiveUnavailable,
+                "live",
+                "",
+                format!("`{}`: {message}", call.tool),
+            )),
             CallOutcome::NotAllowed => out.push(Reason::new(
                 ReasonCode::ForbiddenCall,
                 "tool_allowlist",

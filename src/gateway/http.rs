@@ -1,11 +1,12 @@
 //! HTTP calls through the same [`Session`]: one matcher, one policy, one transcript for
 //! tool calls and HTTP exchanges alike (§11).
 
-use super::policy::{decide, Decision};
+use super::policy::{decide_live, Decision, Live};
 use super::Session;
 use crate::cassette::{CallGate, Closest};
+use crate::fixture::format::{Effect, HttpResponse};
 use crate::http::call::{self as http_call, Body, HttpCall};
-use crate::transcript::{CallOutcome, CallRecord, HttpDetail};
+use crate::transcript::{CallOutcome, CallRecord, HttpDetail, LiveRecord};
 use serde_json::{json, Value};
 
 /// What the endpoint sends back.
@@ -15,11 +16,25 @@ pub enum HttpAnswer {
     Recorded(usize),
     /// `400` with `x-agent-replay: unrecorded` and this JSON body.
     Unrecorded(String),
+    /// Live mode: send it on, then hand the answer to [`Session::finish_forward`].
+    Forward(Box<Pending>),
+}
+
+/// A request on its way to the live upstream.
+#[derive(Debug)]
+pub struct Pending {
+    call: HttpCall,
+    effect: Effect,
+    /// Under `--record all`: the recording this answer refreshes.
+    replaces: Option<usize>,
+    at_ms: u64,
+    detail: HttpDetail,
 }
 
 impl Session {
-    /// Answers one HTTP request: the first unused matching recording, else the §11 error.
-    pub fn call_http(&mut self, mut call: HttpCall) -> HttpAnswer {
+    /// Answers one HTTP request: the first unused matching recording, else the §11 error,
+    /// or in live mode a forward. `allow_writes` is the upstream's (rule 39).
+    pub fn call_http(&mut self, mut call: HttpCall, allow_writes: bool) -> HttpAnswer {
         self.redact_call(&mut call);
         let at_ms = self.now_ms();
         let key = http_call::index_key(&call.method, &call.target);
@@ -28,17 +43,28 @@ impl Session {
         let found = self.cassette.take_http(&key, &target, &gate);
         let effect = match found {
             Some(i) => self.cassette.effect_of(i),
-            None => http_call::default_effect(&call.method, &call.target),
+            None => self.model_routes.default_effect(&call.method, &call.target),
         };
         let name = call.name();
         let mut detail = HttpDetail {
             method: call.method.clone(),
             url: call.url(),
             status: 400,
-            model: http_call::is_inference(&call.method, &call.target),
+            model: self.model_routes.is_inference(&call.method, &call.target),
             ..HttpDetail::default()
         };
-        match (decide(self.mode, effect, found.is_some()), found) {
+        let live = Live {
+            allow_writes,
+            refresh_reads: self.refresh_reads,
+        };
+        match (decide_live(self.mode, effect, found.is_some(), live), found) {
+            (Decision::Forward, replaces) => HttpAnswer::Forward(Box::new(Pending {
+                call,
+                effect,
+                replaces,
+                at_ms,
+                detail,
+            })),
             (Decision::Replay, Some(i)) => {
                 let response = &self.cassette.http_of(i).response;
                 detail.status = response.status;
@@ -60,8 +86,6 @@ impl Session {
                 HttpAnswer::Recorded(i)
             }
             (decision, _) => {
-                // Live forwarding is not in this build: the CLI refuses `--mode live`, and
-                // a request is never sent on outside it.
                 let blocked = !matches!(decision, Decision::Refuse { blocked: false });
                 let closest = self.cassette.closest_http(&key, &target, &gate);
                 let message =
@@ -84,6 +108,86 @@ impl Session {
                     http: Some(Box::new(detail)),
                 });
                 HttpAnswer::Unrecorded(body.to_string())
+            }
+        }
+    }
+
+    /// Records what the live upstream answered (or why it could not); `Err` is the body of
+    /// the `502` the agent then gets.
+    pub fn finish_forward(
+        &mut self,
+        p: Pending,
+        answer: &Result<HttpResponse, String>,
+        upstream: &str,
+    ) -> Result<(), String> {
+        let Pending {
+            call,
+            effect,
+            replaces,
+            at_ms,
+            mut detail,
+        } = p;
+        let name = call.name();
+        let target = call.body.target();
+        match answer {
+            Ok(response) => {
+                detail.status = response.status;
+                let (input, output) = crate::http::usage::of_response(response);
+                detail.input_tokens = input;
+                detail.output_tokens = output;
+                detail.latency_ms = crate::http::usage::latency_ms(response);
+                // A stream cut short cannot become a recording (§11).
+                let cut = response
+                    .events
+                    .as_ref()
+                    .and_then(|e| crate::http::sse::missing_sentinel(&detail.url, e))
+                    .filter(|_| self.recording);
+                let outcome = match cut {
+                    Some(missing) => CallOutcome::Unavailable {
+                        message: format!("the live stream from `{upstream}` ended without {missing}: it is not recorded; try again, or record it when the upstream answers whole"),
+                    },
+                    None => CallOutcome::Forwarded { is_error: response.status >= 400 },
+                };
+                if cut.is_none() {
+                    let interaction = json!({
+                        "id": "",
+                        "http": {"request": recorded_request(&call), "response": response},
+                        "effect": effect.as_str(),
+                    });
+                    self.transcript.recordings.push(LiveRecord {
+                        interaction: self.redactor.redact_value(&interaction),
+                        replaces,
+                    });
+                }
+                self.transcript.calls.push(CallRecord {
+                    tool: name,
+                    arguments: target,
+                    effect,
+                    outcome,
+                    at_ms,
+                    http: Some(Box::new(detail)),
+                });
+                Ok(())
+            }
+            Err(why) => {
+                let message = format!(
+                    "live upstream `{upstream}` could not answer {} {}: {why}",
+                    call.method,
+                    call.url()
+                );
+                detail.model = false;
+                detail.status = 502;
+                self.transcript.calls.push(CallRecord {
+                    tool: name,
+                    arguments: target,
+                    effect,
+                    outcome: CallOutcome::Unavailable {
+                        message: message.clone(),
+                    },
+                    at_ms,
+                    http: Some(Box::new(detail)),
+                });
+                Err(json!({"error": {"type": "agent_replay_live_unavailable", "message": format!("agent-replay: {message}")}}).to_string())
             }
         }
     }
@@ -112,6 +216,23 @@ impl Session {
             Body::None | Body::Bytes(_) => {}
         }
     }
+}
+
+/// A request as the cassette records it: the URL with its (redacted) query, the content
+/// type (the other headers are the client's noise, matched only where `match.headers`
+/// names them, and then written by hand), and the body in its kind.
+fn recorded_request(call: &HttpCall) -> Value {
+    let mut r = json!({"method": call.method, "url": call.url()});
+    if let Some(t) = call.header("content-type") {
+        r["headers"] = json!({"content-type": t});
+    }
+    match &call.body {
+        Body::None => {}
+        Body::Json(v) => r["body"] = v.clone(),
+        Body::Text(t) => r["body_text"] = Value::String(t.clone()),
+        Body::Bytes(b) => r["body_b64"] = Value::String(crate::base64::encode(b)),
+    }
+    r
 }
 
 /// `closest` of the §11 error: the recording's id and where its body differs.

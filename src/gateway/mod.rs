@@ -9,7 +9,7 @@ mod http;
 pub mod policy;
 pub mod protocol;
 
-pub use http::HttpAnswer;
+pub use http::{HttpAnswer, Pending};
 
 use crate::cassette::{CassetteIndex, Closest};
 use crate::sandbox::resolve_inside;
@@ -40,6 +40,12 @@ pub struct Session {
     pub transcript: Transcript,
     /// `[redact] headers`: more credential headers, never recorded or matched.
     pub credential_headers: Vec<String>,
+    /// `--record all`: recorded reads go to the live backend too.
+    pub refresh_reads: bool,
+    /// `--record`: live answers are kept for the cassette.
+    pub recording: bool,
+    /// Where the model routes are (effects and `model_calls`).
+    pub model_routes: crate::http::call::ModelRoutes,
     started: Instant,
 }
 
@@ -68,6 +74,9 @@ impl Session {
             redactor,
             transcript: Transcript::default(),
             credential_headers: Vec::new(),
+            refresh_reads: false,
+            recording: false,
+            model_routes: Default::default(),
             started: Instant::now(),
         }
     }
@@ -180,7 +189,14 @@ impl Session {
             Some(i) => self.cassette.effect_of(i),
             None => self.cassette.unrecorded_effect(&tool),
         };
-        match (decide(self.mode, effect, found.is_some()), found) {
+        let decision = match decide(self.mode, effect, found.is_some()) {
+            // No live tool backend in this build: a recorded call is answered from the
+            // cassette, an unrecorded read is `unrecorded_call` (§12).
+            Decision::Forward if found.is_some() => Decision::Replay,
+            Decision::Forward => Decision::Refuse { blocked: false },
+            d => d,
+        };
+        match (decision, found) {
             (Decision::Replay, Some(i)) => {
                 let (_, is_error) = self.cassette.result_of(i);
                 self.transcript.calls.push(CallRecord {
@@ -194,8 +210,6 @@ impl Session {
                 Ok(i)
             }
             (decision, _) => {
-                // Forward (live mode) is not reachable until live mode lands: the CLI
-                // refuses `--mode live`. Treat it as a refusal rather than executing.
                 let blocked = !matches!(decision, Decision::Refuse { blocked: false });
                 let closest = self.cassette.closest(&tool, &arguments);
                 let message =

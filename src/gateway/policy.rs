@@ -32,10 +32,25 @@ pub enum Decision {
     Refuse { blocked: bool },
 }
 
+/// What live mode may do for one call: the backend's `allow_writes`, and `--record all`
+/// (which refreshes recorded reads from the live backend).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    pub allow_writes: bool,
+    pub refresh_reads: bool,
+}
+
 pub fn decide(mode: Mode, effect: Effect, recorded: bool) -> Decision {
+    decide_live(mode, effect, recorded, Live::default())
+}
+
+/// [`decide`] with what the live backend allows (§12, rules 34 and 39).
+pub fn decide_live(mode: Mode, effect: Effect, recorded: bool, live: Live) -> Decision {
     match (mode, effect, recorded) {
+        (Mode::Live, Effect::Read, true) if live.refresh_reads => Decision::Forward,
         (_, _, true) => Decision::Replay,
         (Mode::Live, Effect::Read, false) => Decision::Forward,
+        (Mode::Live, Effect::Write, false) if live.allow_writes => Decision::Forward,
         (Mode::Live, Effect::Write, false) => Decision::Refuse { blocked: true },
         (Mode::Cassette, _, false) => Decision::Refuse { blocked: false },
         (Mode::Strict, _, false) => Decision::Refuse { blocked: true },
@@ -65,6 +80,43 @@ mod tests {
         assert_eq!(
             decide(Mode::Cassette, Effect::Read, false),
             Decision::Refuse { blocked: false }
+        );
+    }
+
+    #[test]
+    fn live_writes_only_where_allowed_and_record_all_refreshes_reads_only() {
+        let allow = Live {
+            allow_writes: true,
+            refresh_reads: false,
+        };
+        let refresh = Live {
+            allow_writes: false,
+            refresh_reads: true,
+        };
+        assert_eq!(
+            decide_live(Mode::Live, Effect::Write, false, allow),
+            Decision::Forward
+        );
+        assert_eq!(
+            decide_live(Mode::Cassette, Effect::Write, false, allow),
+            Decision::Refuse { blocked: false }
+        );
+        assert_eq!(
+            decide_live(Mode::Strict, Effect::Write, false, allow),
+            Decision::Refuse { blocked: true }
+        );
+        assert_eq!(
+            decide_live(Mode::Live, Effect::Read, true, refresh),
+            Decision::Forward
+        );
+        // A recorded write is never sent again, even under --record all.
+        assert_eq!(
+            decide_live(Mode::Live, Effect::Write, true, refresh),
+            Decision::Replay
+        );
+        assert_eq!(
+            decide_live(Mode::Cassette, Effect::Read, true, refresh),
+            Decision::Replay
         );
     }
 }

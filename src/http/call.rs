@@ -231,31 +231,64 @@ pub fn index_key(method: &str, target: &Target) -> String {
     )
 }
 
-/// The inference routes of the built-in upstreams: a model call changes nothing outside.
-const INFERENCE: [(&str, &str); 6] = [
-    ("api.openai.com", "/v1/chat/completions"),
-    ("api.openai.com", "/v1/responses"),
-    ("api.openai.com", "/v1/completions"),
-    ("api.openai.com", "/v1/embeddings"),
-    ("api.anthropic.com", "/v1/messages"),
-    ("api.anthropic.com", "/v1/messages/count_tokens"),
+const OPENAI_ROUTES: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/completions",
+    "/v1/embeddings",
 ];
+const ANTHROPIC_ROUTES: &[&str] = &["/v1/messages", "/v1/messages/count_tokens"];
 
-/// Whether a request is a model call on an inference route of §11.
-pub fn is_inference(method: &str, target: &Target) -> bool {
-    method == "POST"
-        && target.scheme == "https"
-        && INFERENCE
-            .iter()
-            .any(|(h, p)| target.authority == *h && target.path == *p)
+/// Where the inference routes of the built-in upstreams are: their real origins, and the
+/// origin a config gives `openai` or `anthropic` instead (a proxy, a test server). A model
+/// call changes nothing outside, so these are reads.
+#[derive(Debug, Clone)]
+pub struct ModelRoutes(Vec<(String, &'static [&'static str])>);
+
+impl Default for ModelRoutes {
+    fn default() -> Self {
+        ModelRoutes(vec![
+            ("https://api.openai.com".into(), OPENAI_ROUTES),
+            ("https://api.anthropic.com".into(), ANTHROPIC_ROUTES),
+        ])
+    }
 }
 
-/// The §11 default effect of a request (rule 27).
-pub fn default_effect(method: &str, target: &Target) -> Effect {
-    if matches!(method, "GET" | "HEAD" | "OPTIONS") || is_inference(method, target) {
-        Effect::Read
-    } else {
-        Effect::Write
+impl ModelRoutes {
+    pub fn of(upstreams: &[super::upstream::Upstream]) -> ModelRoutes {
+        let mut routes = ModelRoutes::default();
+        for u in upstreams {
+            let paths = match u.name.as_str() {
+                "openai" => OPENAI_ROUTES,
+                "anthropic" => ANTHROPIC_ROUTES,
+                _ => continue,
+            };
+            if !routes.0.iter().any(|(o, _)| o == &u.origin) {
+                routes.0.push((u.origin.clone(), paths));
+            }
+        }
+        routes
+    }
+
+    /// Whether a request is a model call on an inference route of §11.
+    pub fn is_inference(&self, method: &str, target: &Target) -> bool {
+        method == "POST"
+            && self.0.iter().any(|(origin, paths)| {
+                origin
+                    .strip_prefix(target.scheme.as_str())
+                    .and_then(|r| r.strip_prefix("://"))
+                    == Some(target.authority.as_str())
+                    && paths.contains(&target.path.as_str())
+            })
+    }
+
+    /// The §11 default effect of a request (rule 27).
+    pub fn default_effect(&self, method: &str, target: &Target) -> Effect {
+        if matches!(method, "GET" | "HEAD" | "OPTIONS") || self.is_inference(method, target) {
+            Effect::Read
+        } else {
+            Effect::Write
+        }
     }
 }
 
@@ -290,26 +323,45 @@ mod tests {
     #[test]
     fn effects_follow_method_and_inference_routes() {
         let t = |u: &str| Target::parse(u).unwrap();
+        let r = ModelRoutes::default();
         assert_eq!(
-            default_effect("POST", &t("https://api.openai.com/v1/chat/completions")),
+            r.default_effect("POST", &t("https://api.openai.com/v1/chat/completions")),
             Effect::Read
         );
         assert_eq!(
-            default_effect("POST", &t("https://api.anthropic.com/v1/messages")),
+            r.default_effect("POST", &t("https://api.anthropic.com/v1/messages")),
             Effect::Read
         );
         assert_eq!(
-            default_effect("POST", &t("https://api.github.com/repos/a/b/issues")),
+            r.default_effect("POST", &t("https://api.github.com/repos/a/b/issues")),
             Effect::Write
         );
         assert_eq!(
-            default_effect("GET", &t("https://api.github.com/repos/a/b/issues")),
+            r.default_effect("GET", &t("https://api.github.com/repos/a/b/issues")),
             Effect::Read
         );
         assert_eq!(
-            default_effect("DELETE", &t("https://api.openai.com/v1/files/x")),
+            r.default_effect("DELETE", &t("https://api.openai.com/v1/files/x")),
             Effect::Write
         );
+        // A config that moves `openai` elsewhere moves its model routes along.
+        let moved = ModelRoutes::of(&crate::http::upstream::all(
+            &[(
+                "openai".to_string(),
+                toml::from_str("url = \"https://localhost:8443\"").unwrap(),
+            )]
+            .into(),
+            None,
+        ));
+        assert_eq!(
+            moved.default_effect("POST", &t("https://localhost:8443/v1/chat/completions")),
+            Effect::Read
+        );
+        assert_eq!(
+            moved.default_effect("POST", &t("https://localhost:8443/v1/files")),
+            Effect::Write
+        );
+        assert!(!r.is_inference("POST", &t("http://api.openai.com/v1/chat/completions")));
     }
 
     #[test]

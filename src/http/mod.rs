@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod call;
+pub mod live;
 pub mod server;
 pub mod sse;
 pub mod upstream;

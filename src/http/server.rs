@@ -62,6 +62,9 @@ struct Ctx {
     own: String,
     speed: ReplaySpeed,
     stop: watch::Receiver<bool>,
+    /// TLS clients for live forwarding, by `ca_file`.
+    clients:
+        Mutex<std::collections::HashMap<Option<std::path::PathBuf>, Arc<rustls::ClientConfig>>>,
 }
 
 /// A running endpoint; [`Endpoint::stop`] ends it and every connection.
@@ -95,6 +98,7 @@ impl Endpoint {
             own: addr.to_string(),
             speed,
             stop: rx,
+            clients: Mutex::default(),
         });
         let task = rt.spawn(accept_loop(listener, ctx));
         Ok(Endpoint {
@@ -277,26 +281,103 @@ async fn handle(
         }
     };
     let raw_query = url.split_once('?').map(|(_, q)| q.to_string());
+    let upstream =
+        super::upstream::for_origin(&ctx.upstreams, &target.scheme, &target.authority).cloned();
     let call = HttpCall {
-        method,
+        method: method.clone(),
         target,
         raw_query,
-        headers,
+        headers: headers.clone(),
         body: Body::from_bytes(&body, content_type.as_deref()),
     };
+    let allow_writes = upstream.as_ref().is_some_and(|u| u.allow_writes);
     let (answer, response) = {
         let mut session = ctx.session.lock().expect("session lock");
-        let answer = session.call_http(call);
+        let answer = session.call_http(call, allow_writes);
         let response = match &answer {
             HttpAnswer::Recorded(i) => Some(session.cassette.http_of(*i).response.clone()),
-            HttpAnswer::Unrecorded(_) => None,
+            _ => None,
         };
         (answer, response)
     };
     match (answer, response) {
         (HttpAnswer::Recorded(_), Some(r)) => recorded_reply(r, ctx.speed),
         (HttpAnswer::Unrecorded(body), _) => unrecorded_reply(body),
+        (HttpAnswer::Forward(pending), _) => {
+            let out = outgoing(method, url, headers, body, upstream.as_ref());
+            let answer = match ctx.client_config(upstream.as_ref()) {
+                Ok(tls) => super::live::forward(out, tls).await,
+                Err(e) => Err(e),
+            };
+            let name = upstream
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_else(|| "(the host itself)".into());
+            let finished = ctx
+                .session
+                .lock()
+                .expect("session lock")
+                .finish_forward(*pending, &answer, &name);
+            match (finished, answer) {
+                (Ok(()), Ok(r)) => recorded_reply(r, ReplaySpeed::Instant),
+                (Err(body), _) | (Ok(()), Err(body)) => Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .header("content-type", "application/json")
+                    .header("x-agent-replay", "live-unavailable")
+                    .header("x-should-retry", "false")
+                    .body(ReplyBody::full(Bytes::from(body)))
+                    .expect("static headers are valid"),
+            }
+        }
         (HttpAnswer::Recorded(_), None) => unreachable!("a recorded answer has its response"),
+    }
+}
+
+/// The request the live upstream gets: the agent's own bytes and headers without its
+/// credentials (placeholders) or a compression wish, the real key added (rule 31).
+fn outgoing(
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    upstream: Option<&Upstream>,
+) -> super::live::Outgoing {
+    let mut headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(k, _)| !super::call::is_credential(k, &[]) && k != "accept-encoding")
+        .collect();
+    if let Some(up) = upstream {
+        if let Ok(key) = std::env::var(&up.api_key_env) {
+            let value = if up.api_key_header == "authorization" {
+                format!("Bearer {key}")
+            } else {
+                key
+            };
+            headers.push((up.api_key_header.clone(), value));
+        }
+    }
+    super::live::Outgoing {
+        method,
+        url,
+        headers,
+        body,
+    }
+}
+
+impl Ctx {
+    /// The TLS client of an upstream (its `ca_file` beside the system roots), made once.
+    fn client_config(
+        &self,
+        upstream: Option<&Upstream>,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let ca = upstream.and_then(|u| u.ca_file.clone());
+        let mut cache = self.clients.lock().expect("client cache lock");
+        if let Some(c) = cache.get(&ca) {
+            return Ok(c.clone());
+        }
+        let config = super::live::client_config(ca.as_deref())?;
+        cache.insert(ca, config.clone());
+        Ok(config)
     }
 }
 

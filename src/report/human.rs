@@ -88,8 +88,12 @@ pub fn line(r: &FixtureResult) -> String {
         .as_ref()
         .map(|x| format!("  [{x}]"))
         .unwrap_or_default();
+    let recording = r
+        .recording
+        .map(|c| format!("\n{:>12}   {c}", ""))
+        .unwrap_or_default();
     format!(
-        "{label:>12} [{:>8.3}s] {}{first}{repeats}",
+        "{label:>12} [{:>8.3}s] {}{first}{repeats}{recording}",
         r.duration_ms as f64 / 1000.0,
         r.id
     )

@@ -32,6 +32,9 @@ pub struct FixtureEntry {
     #[serde(flatten)]
     pub usage: crate::transcript::ModelUsage,
     pub reasons: Vec<Reason>,
+    /// What `--record` changed in the cassette (rule 37); absent when unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recording::Change>,
     /// Only under `--repeat` (rule 48): the fixture's runs and their verdicts. Absent for
     /// a skipped fixture, which never ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +68,7 @@ impl FixtureEntry {
             tool_calls: r.tool_calls,
             usage: r.usage,
             reasons: r.reasons.clone(),
+            recording: r.recording,
             repeats: r.repeats.clone(),
         }
     }
@@ -145,6 +149,7 @@ mod tests {
             duration_ms: 41,
             tool_calls: 3,
             usage: Default::default(),
+            recording: None,
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),

@@ -75,6 +75,9 @@ fn testcase(r: &FixtureResult) -> String {
         let _ = writeln!(body, "      </properties>");
         system_out.push(format!("repeats: {repeats}"));
     }
+    if let Some(change) = &r.recording {
+        system_out.push(change.to_string());
+    }
     match (r.verdict, element) {
         (_, Some(el)) => {
             for reason in &r.reasons {
@@ -202,6 +205,7 @@ mod tests {
             duration_ms: 1234,
             tool_calls: 0,
             usage: Default::default(),
+            recording: None,
             reasons: vec![Reason::new(code, "check", "/p", "a <message> & \"more\"")],
             stdout_tail: String::new(),
             stderr_tail: String::new(),
