@@ -71,8 +71,9 @@ pub struct UpstreamConfig {
     /// The variable the agent's environment gets: `$AGENT_REPLAY_HTTP/NAME` + `base_path`.
     #[serde(default)]
     pub env: Option<String>,
+    /// Default: `""`, or the built-in's for `openai` (`/v1`) and `anthropic`.
     #[serde(default)]
-    pub base_path: String,
+    pub base_path: Option<String>,
     /// Live mode only: the variable of the harness's environment holding the real key.
     #[serde(default)]
     pub api_key_env: Option<String>,

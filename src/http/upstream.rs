@@ -65,7 +65,11 @@ pub fn all(
         let up = Upstream {
             name: name.clone(),
             origin: parse_origin(&c.url).unwrap_or_else(|| c.url.clone()),
-            base_path: normalize_base(&c.base_path),
+            base_path: match (&c.base_path, builtin) {
+                (Some(p), _) => normalize_base(p),
+                (None, Some(b)) => out[b].base_path.clone(),
+                (None, None) => String::new(),
+            },
             env: c
                 .env
                 .clone()
