@@ -1,0 +1,306 @@
+//! Live mode and recording for HTTP (§12) against a real local HTTPS upstream with its own
+//! CA (given as `ca_file`), then replay with that upstream stopped.
+
+use crate::project::{repo_root, TestProject};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+/// A CA and a leaf for localhost / 127.0.0.1, written as PEM files into the project.
+fn make_certs(p: &TestProject) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test upstream CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+    p.write("upstream-ca.pem", &ca.pem());
+    p.write("upstream.pem", &leaf.pem());
+    p.write("upstream.key", &leaf_key.serialize_pem());
+}
+
+struct Upstream {
+    child: Child,
+    port: u16,
+}
+
+impl Upstream {
+    fn start(p: &TestProject, answer: &str) -> Upstream {
+        let path = |f: &str| p.path().join(f).display().to_string();
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("tests/integration/support/https_upstream.py"))
+            .args([
+                path("upstream.pem"),
+                path("upstream.key"),
+                path("upstream.log"),
+                answer.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts the upstream");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the upstream prints its port");
+        Upstream { child, port }
+    }
+
+    fn requests(p: &TestProject) -> Vec<Value> {
+        std::fs::read_to_string(p.path().join("upstream.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn project(port: u16, ca_file: bool) -> TestProject {
+    let p = TestProject::new();
+    make_certs(&p);
+    p.write(
+        "agent-replay.toml",
+        &format!(
+            "[agents.chat]\ncommand = [\"python3\", {:?}]\n\n[http.upstreams.openai]\nurl = \"https://localhost:{port}\"\n{}",
+            repo_root().join("tests/integration/support/chat_agent.py").display().to_string(),
+            if ca_file { "ca_file = \"upstream-ca.pem\"\n" } else { "" }
+        ),
+    );
+    p.fixture(
+        "chat",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "chat", "timeout_seconds": 20,
+               "task": {"question": "what is live?"}}),
+        json!({"exit_code": 0, "artifacts": [{"path": "out/answer.txt", "contains": ["plain=live answer", "streamed=live answer"]}],
+               "tools": {"required": ["http:POST localhost:*/v1/chat/completions"]}}),
+        None,
+    );
+    p
+}
+
+#[test]
+fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_without_it() {
+    // The port is known only once the upstream runs; the config names it.
+    let p0 = TestProject::new();
+    make_certs(&p0);
+    let up = Upstream::start(&p0, "live answer");
+    let p = project(up.port, true);
+    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
+        p.write(f, &p0.read(f));
+    }
+
+    let recorded = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--record",
+            "new",
+            "--json",
+            "report.json",
+        ])
+        .env("OPENAI_API_KEY", "sk-live-secret-1234567890")
+        .report();
+    assert_eq!(
+        recorded.verdict("chat"),
+        "passed",
+        "{}",
+        recorded.out.stdout
+    );
+    let entry = recorded.fixture("chat");
+    assert_eq!(
+        entry["recording"],
+        json!({"added": 2, "replaced": 0, "dropped": 0})
+    );
+    assert_eq!(entry["model_calls"], 2);
+    assert_eq!(
+        (
+            entry["input_tokens"].clone(),
+            entry["output_tokens"].clone()
+        ),
+        (json!(7), json!(4))
+    );
+    assert!(
+        recorded.out.stdout.contains("recording updated: +2 ~0 -0"),
+        "{}",
+        recorded.out.stdout
+    );
+    // The upstream got the harness's real key, never the agent's placeholder.
+    let seen = Upstream::requests(&p0);
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|r| r["authorization"] == "Bearer sk-live-secret-1234567890"),
+        "{seen:?}"
+    );
+
+    let text = p.read("fixtures/chat/tool_cassettes.json");
+    assert!(
+        !text.contains("sk-live-secret") && !text.contains("agent-replay\""),
+        "credentials recorded: {text}"
+    );
+    let cassette: Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = cassette["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["rec-1", "rec-2"]);
+    assert!(cassette["recorded_at"].as_str().unwrap().ends_with('Z'));
+    let stream = &cassette["interactions"][1]["http"];
+    assert_eq!(
+        stream["request"]["url"],
+        format!("https://localhost:{}/v1/chat/completions", up.port)
+    );
+    assert_eq!(stream["request"]["body"]["stream"], true);
+    let events: Vec<&str> = stream["response"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[2], "[DONE]");
+    assert_eq!(cassette["interactions"][0]["effect"], "read");
+    let check = p.cmd().args(&["check", "fixtures"]).output();
+    assert_eq!(check.code, 0, "{}", check.stdout);
+
+    // The upstream stopped: the recording answers, in cassette mode and in live mode.
+    drop(up);
+    for mode in ["cassette", "live"] {
+        let replayed = p
+            .cmd()
+            .args(&["run", "fixtures", "--mode", mode, "--json", "report.json"])
+            .report();
+        assert_eq!(
+            replayed.verdict("chat"),
+            "passed",
+            "{mode}: {}",
+            replayed.out.stdout
+        );
+        assert!(replayed.fixture("chat").get("recording").is_none());
+    }
+    assert_eq!(
+        Upstream::requests(&p0).len(),
+        2,
+        "nothing was sent while the upstream was down"
+    );
+
+    // A new question is unrecorded: live mode tries the upstream, which is gone.
+    let mut input: Value = serde_json::from_str(&p.read("fixtures/chat/input.json")).unwrap();
+    input["task"]["question"] = json!("something new");
+    p.write_json("fixtures/chat/input.json", &input);
+    let down = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--record",
+            "new",
+            "--json",
+            "report.json",
+        ])
+        .report();
+    // The agent fails on the 502 (failed outranks blocked, §4); the reason names the cause.
+    assert_eq!(down.verdict("chat"), "failed", "{}", down.out.stdout);
+    assert!(down.codes("chat").contains(&"live_unavailable".to_string()));
+    assert!(down.reason("chat", "live_unavailable")["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
+    assert_eq!(
+        p.read("fixtures/chat/tool_cassettes.json"),
+        text,
+        "nothing answered live: the file is untouched"
+    );
+    // And cassette mode refuses it without sending.
+    let refused = p.run(&[]);
+    assert_eq!(
+        refused.verdict("chat"),
+        "failed",
+        "the agent exits 1 on the 400"
+    );
+    assert!(refused
+        .codes("chat")
+        .contains(&"unrecorded_call".to_string()));
+}
+
+#[test]
+fn live_tls_is_verified_and_writes_are_never_forwarded_unless_allowed() {
+    let p0 = TestProject::new();
+    make_certs(&p0);
+    let up = Upstream::start(&p0, "live answer");
+    // No ca_file: the test server's certificate is not trusted.
+    let p = project(up.port, false);
+    let untrusted = p
+        .cmd()
+        .args(&["run", "fixtures", "--mode", "live", "--json", "report.json"])
+        .report();
+    assert_eq!(
+        untrusted.verdict("chat"),
+        "failed",
+        "{}",
+        untrusted.out.stdout
+    );
+    let msg = untrusted.reason("chat", "live_unavailable")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("TLS"), "{msg}");
+    assert!(Upstream::requests(&p0).is_empty());
+
+    // Trusted, and a write the agent makes (POST /v1/files: not a model route) is refused.
+    let p = project(up.port, true);
+    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
+        p.write(f, &p0.read(f));
+    }
+    let mut input: Value = serde_json::from_str(&p.read("fixtures/chat/input.json")).unwrap();
+    input["task"]["write"] = json!(true);
+    p.write_json("fixtures/chat/input.json", &input);
+    let write = p
+        .cmd()
+        .args(&["run", "fixtures", "--mode", "live", "--json", "report.json"])
+        .report();
+    assert_eq!(write.verdict("chat"), "failed", "{}", write.out.stdout);
+    assert!(write
+        .codes("chat")
+        .contains(&"unrecorded_side_effect".to_string()));
+    let paths: Vec<String> = Upstream::requests(&p0)
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/v1/chat/completions", "/v1/chat/completions"],
+        "the write never reached the upstream"
+    );
+
+    // --record without live mode is a usage error.
+    let usage = p
+        .cmd()
+        .args(&["run", "fixtures", "--record", "new"])
+        .output();
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    assert!(
+        usage.stderr.contains("--record needs --mode live"),
+        "{}",
+        usage.stderr
+    );
+}
