@@ -10,6 +10,7 @@
 //! [`ledger`] and hands results to the [`report`]ers. `main.rs` only calls [`cli::main`].
 
 pub mod base64;
+pub mod capture;
 pub mod cassette;
 pub mod cli;
 pub mod config;

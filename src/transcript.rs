@@ -117,6 +117,9 @@ pub struct Transcript {
 pub struct LiveRecord {
     pub interaction: Value,
     pub replaces: Option<usize>,
+    /// When the answer came (RFC 3339), and what it took, for capture traces.
+    pub at: String,
+    pub duration_ms: f64,
 }
 
 impl Transcript {

@@ -30,12 +30,31 @@ pub enum Command {
     /// Ledger chores
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Run an unchanged agent for real, every model and HTTP call forwarded live and
+    /// written to a trace (then `generate` makes a fixture of it)
+    Capture(CaptureArgs),
     /// Turn a production trace into a fixture
     Generate(GenerateArgs),
     /// Show a fixture fails on the broken build and passes on the configured one
     Prove(ProveArgs),
     /// Replay the fixtures of a tier and report suite health (exit status is the gate)
     Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The trace to write (appended to: a client library in the agent may write its own lines)
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// Run the agent configured as [agents.NAME]
+    #[arg(long, value_name = "NAME", conflicts_with = "command")]
+    pub agent: Option<String>,
+    /// The task envelope: written into the trace's start line and given as AGENT_REPLAY_INPUT
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// The agent's command, after `--`
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

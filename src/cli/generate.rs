@@ -30,6 +30,10 @@ pub fn generate(args: GenerateArgs) -> u8 {
         }
         .into(),
         redactor,
+        credential_headers: config
+            .as_ref()
+            .map(|c| c.redact.headers.clone())
+            .unwrap_or_default(),
         format: match args.format {
             TraceFormatArg::Auto => TraceFormat::Auto,
             TraceFormatArg::Native => TraceFormat::Native,
@@ -61,7 +65,10 @@ pub fn generate(args: GenerateArgs) -> u8 {
                 g.failure_class.as_deref().unwrap_or("(none)")
             );
             println!("  contract:      {}", g.contract);
-            println!("  cassette:      {} recorded call(s)", g.calls);
+            println!(
+                "  cassette:      {} recorded call(s), tool and HTTP",
+                g.calls
+            );
             if g.redactions.is_empty() {
                 println!("  redacted:      nothing");
             } else {

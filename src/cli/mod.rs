@@ -5,6 +5,7 @@
 //! anything that would make the run meaningless.
 
 pub mod args;
+mod capture;
 mod check;
 mod generate;
 mod ledger;
@@ -36,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Watchdog(a) => ledger::watchdog(a),
         Command::Reconcile(a) => ledger::reconcile(a),
         Command::Ledger(args::LedgerCommand::Import(a)) => ledger::import(a),
+        Command::Capture(a) => capture::capture(a),
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),
         Command::Monitor(a) => monitor::monitor(a),

@@ -54,8 +54,8 @@ impl Session {
             ..HttpDetail::default()
         };
         let live = Live {
-            allow_writes,
-            refresh_reads: self.refresh_reads,
+            allow_writes: allow_writes || self.forward_all,
+            refresh_reads: self.refresh_reads || self.forward_all,
         };
         match (decide_live(self.mode, effect, found.is_some(), live), found) {
             (Decision::Forward, replaces) => HttpAnswer::Forward(Box::new(Pending {
@@ -157,6 +157,8 @@ impl Session {
                     self.transcript.recordings.push(LiveRecord {
                         interaction: self.redactor.redact_value(&interaction),
                         replaces,
+                        at: crate::time::now(),
+                        duration_ms: response.duration_ms.unwrap_or(0.0),
                     });
                 }
                 self.transcript.calls.push(CallRecord {

@@ -44,6 +44,8 @@ pub struct Session {
     pub refresh_reads: bool,
     /// `--record`: live answers are kept for the cassette.
     pub recording: bool,
+    /// `capture`: a production run; every request goes to the real upstream.
+    pub forward_all: bool,
     /// Where the model routes are (effects and `model_calls`).
     pub model_routes: crate::http::call::ModelRoutes,
     started: Instant,
@@ -76,6 +78,7 @@ impl Session {
             credential_headers: Vec::new(),
             refresh_reads: false,
             recording: false,
+            forward_all: false,
             model_routes: Default::default(),
             started: Instant::now(),
         }

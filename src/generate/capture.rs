@@ -12,6 +12,12 @@ pub struct CapturedCall {
 }
 
 #[derive(Debug, Clone)]
+pub struct CapturedHttp {
+    pub exchange: Value,
+    pub effect: Option<Effect>,
+}
+
+#[derive(Debug, Clone)]
 pub struct CapturedClose {
     pub status: String,
     pub output: Value,
@@ -44,6 +50,11 @@ pub struct Capture {
     pub envelope_text: Option<String>,
     pub workspace: Vec<(String, Vec<u8>)>,
     pub calls: Vec<CapturedCall>,
+    /// HTTP exchanges (`http` lines, §11): each `{"request", "response"}`, as in a cassette.
+    pub http: Vec<CapturedHttp>,
+    /// Written by `agent-replay capture`: the agent never closed the run itself, so its
+    /// exit code stands for the status.
+    pub captured: bool,
     pub artifacts: Vec<String>,
     /// `None`: the run never closed.
     pub close: Option<CapturedClose>,

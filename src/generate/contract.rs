@@ -10,15 +10,25 @@ use serde_json::{json, Map, Value};
 pub fn derive(class: Option<&str>, cap: &Capture) -> (Value, String) {
     let mut c = Map::new();
     c.insert("format".into(), json!("agent-replay/contract@1"));
-    c.insert("status".into(), json!(["succeeded"]));
+    // A captured agent never calls run/close: its exit code stands for the status (§11).
+    if cap.captured {
+        c.insert("exit_code".into(), json!(0));
+    } else {
+        c.insert("status".into(), json!(["succeeded"]));
+    }
     let claimed = claimed_artifacts(cap);
     let output = cap
         .close
         .as_ref()
         .map(|c| &c.output)
         .unwrap_or(&Value::Null);
+    let baseline = if cap.captured {
+        "exit_code 0"
+    } else {
+        "status succeeded"
+    };
     let why: String = match class {
-        None => "no failure class: baseline only (status succeeded)".into(),
+        None => format!("no failure class: baseline only ({baseline})"),
         Some("missing_artifact_ref") => {
             c.insert("artifact_refs".into(), json!({"min": 1}));
             "artifact_refs.min: 1".into()
@@ -126,7 +136,7 @@ pub fn derive(class: Option<&str>, cap: &Capture) -> (Value, String) {
             c.insert("exit_code".into(), json!(0));
             "exit_code: 0".into()
         }
-        Some(other) => format!("class {other}: baseline only (status succeeded)"),
+        Some(other) => format!("class {other}: baseline only ({baseline})"),
     };
     (Value::Object(c), why)
 }

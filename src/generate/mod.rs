@@ -39,6 +39,8 @@ pub struct Options {
     pub tier: String,
     pub redactor: Redactor,
     pub format: TraceFormat,
+    /// `[redact] headers`: more credential headers, dropped from HTTP exchanges.
+    pub credential_headers: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -176,7 +178,7 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
         .or_else(|| never_closed.then(|| "run_abandoned".to_string()));
     if class.is_none() {
         warnings.push(
-            "no failure class in the trace and no --failure-class: the contract holds only the baseline (status succeeded)".into(),
+            format!("no failure class in the trace and no --failure-class: the contract holds only the baseline ({})", if cap.captured { "exit_code 0" } else { "status succeeded" }),
         );
     }
 
@@ -211,7 +213,7 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
     }
     let envelope = r.redact_value_counted(&envelope, &mut counts);
     let input_bytes = input_bytes(&cap, &envelope, r);
-    let interactions: Vec<Value> = cap
+    let mut interactions: Vec<Value> = cap
         .calls
         .iter()
         .enumerate()
@@ -228,6 +230,23 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
             it
         })
         .collect();
+    // HTTP exchanges after the tool calls: the two never answer each other, and each keeps
+    // its own order. Credential headers are dropped, the rest redacted as §8.
+    for (i, h) in cap.http.iter().enumerate() {
+        let mut exchange = h.exchange.clone();
+        for side in ["request", "response"] {
+            if let Some(Value::Object(headers)) = exchange.pointer_mut(&format!("/{side}/headers"))
+            {
+                headers
+                    .retain(|k, _| !crate::http::call::is_credential(k, &opts.credential_headers));
+            }
+        }
+        let mut it = json!({"id": format!("h{}", i + 1), "http": r.redact_value_counted(&exchange, &mut counts)});
+        if let Some(e) = h.effect {
+            it["effect"] = json!(e.as_str());
+        }
+        interactions.push(it);
+    }
     let recorded_at = cap
         .run_field("started_at")
         .map(str::to_string)
@@ -310,7 +329,7 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
             .to_string(),
         failure_class: class,
         contract: why,
-        calls: cap.calls.len(),
+        calls: cap.calls.len() + cap.http.len(),
         redactions,
         warnings,
     })

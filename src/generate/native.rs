@@ -1,6 +1,6 @@
 //! The native trace (§8): JSON Lines of `start`, `tool_call`, `event`, `artifact`, `close`.
 
-use super::capture::{Capture, CapturedCall, CapturedClose, TraceError};
+use super::capture::{Capture, CapturedCall, CapturedClose, CapturedHttp, TraceError};
 use crate::fixture::format::Effect;
 use serde_json::Value;
 
@@ -40,6 +40,7 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                 }
                 started = true;
                 cap.run = v.get("run").cloned();
+                cap.captured = v.get("capture").and_then(Value::as_bool) == Some(true);
                 #[derive(serde::Deserialize)]
                 struct RawStart<'a> {
                     #[serde(borrow)]
@@ -91,6 +92,26 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                     effect,
                 });
             }
+            "http" => {
+                let (Some(request), Some(response)) = (v.get("request"), v.get("response").filter(|r| !r.is_null())) else {
+                    if v.get("request").is_none() {
+                        return Err(TraceError::at(file, n, "http line without \"request\""));
+                    }
+                    lossy("the HTTP request has no \"response\"")?;
+                    continue;
+                };
+                let exchange = serde_json::json!({"request": request, "response": response});
+                // Checked as the cassette will be: a line the loader would refuse is refused here.
+                if let Err(e) = serde_json::from_value::<crate::fixture::format::HttpExchange>(exchange.clone()) {
+                    return Err(TraceError::at(file, n, format!("http line: {e}")));
+                }
+                let effect = match v.get("effect").and_then(Value::as_str) {
+                    Some("read") => Some(Effect::Read),
+                    Some("write") => Some(Effect::Write),
+                    _ => None,
+                };
+                cap.http.push(CapturedHttp { exchange, effect });
+            }
             "artifact" => {
                 if let Some(p) = v.get("path").and_then(Value::as_str) {
                     if !cap.artifacts.iter().any(|a| a == p) {
@@ -117,7 +138,7 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                 return Err(TraceError::at(
                     file,
                     n,
-                    format!("unknown line type {other:?}: expected start, tool_call, event, artifact or close"),
+                    format!("unknown line type {other:?}: expected start, tool_call, http, event, artifact or close"),
                 ))
             }
         }

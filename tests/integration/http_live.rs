@@ -304,3 +304,126 @@ fn live_tls_is_verified_and_writes_are_never_forwarded_unless_allowed() {
         usage.stderr
     );
 }
+
+#[test]
+fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upstream() {
+    let p0 = TestProject::new();
+    make_certs(&p0);
+    let up = Upstream::start(&p0, "live answer");
+    let p = project(up.port, true);
+    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
+        p.write(f, &p0.read(f));
+    }
+    p.write_json(
+        "task.json",
+        &json!({"format": "agent-replay/input@1", "task_id": "T-7", "agent": "chat", "task": {"question": "captured?"}}),
+    );
+    let agent = repo_root()
+        .join("tests/integration/support/chat_agent.py")
+        .display()
+        .to_string();
+    let captured = Command::new(crate::project::bin())
+        .args([
+            "capture",
+            "--trace",
+            "trace.jsonl",
+            "--input",
+            "task.json",
+            "--",
+            "python3",
+            &agent,
+        ])
+        .current_dir(p.path())
+        .env("OPENAI_API_KEY", "sk-capture-secret-0987654321")
+        .stdin(std::fs::File::open(p.path().join("task.json")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        captured.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&captured.stderr)
+    );
+    assert!(String::from_utf8_lossy(&captured.stderr)
+        .contains("2 HTTP exchanges written to trace.jsonl"));
+    let trace = p.read("trace.jsonl");
+    assert!(
+        !trace.contains("sk-capture-secret"),
+        "the key reached the trace"
+    );
+    let lines: Vec<Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["start", "http", "http", "close"]);
+    assert_eq!(lines[0]["input"]["task_id"], "T-7");
+    assert_eq!(lines[1]["seq"], 1);
+    assert_eq!(
+        lines[1]["response"]["body"]["choices"][0]["message"]["content"],
+        "live answer"
+    );
+    assert!(lines[2]["response"]["events"].as_array().unwrap().len() == 3);
+    assert_eq!(lines[3]["status"], "succeeded");
+    // The agent wrote its answer where it runs: in the current directory.
+    assert!(p.read("out/answer.txt").contains("streamed=live answer"));
+
+    let generated = p
+        .cmd()
+        .args(&[
+            "generate",
+            "--trace",
+            "trace.jsonl",
+            "--out",
+            "fixtures/captured",
+        ])
+        .output();
+    assert_eq!(
+        generated.code, 0,
+        "{}{}",
+        generated.stdout, generated.stderr
+    );
+    let contract: Value = serde_json::from_str(&p.read("fixtures/captured/expected.json")).unwrap();
+    assert_eq!(
+        contract["exit_code"], 0,
+        "a captured run's baseline is its exit code"
+    );
+    assert!(contract.get("status").is_none());
+    let cassette: Value =
+        serde_json::from_str(&p.read("fixtures/captured/tool_cassettes.json")).unwrap();
+    assert_eq!(cassette["interactions"].as_array().unwrap().len(), 2);
+    assert_eq!(cassette["interactions"][0]["id"], "h1");
+
+    drop(up);
+    let _ = std::fs::remove_dir_all(p.path().join("fixtures/chat"));
+    let replayed = p.run(&[]);
+    assert_eq!(
+        replayed.verdict("captured"),
+        "passed",
+        "{}",
+        replayed.out.stdout
+    );
+    assert_eq!(replayed.fixture("captured")["model_calls"], 2);
+
+    // An agent that fails is captured as failed, with its exit status.
+    let failed = Command::new(crate::project::bin())
+        .args([
+            "capture",
+            "--trace",
+            "failed.jsonl",
+            "--",
+            "python3",
+            "-c",
+            "import sys; sys.exit(3)",
+        ])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    let close: Value =
+        serde_json::from_str(p.read("failed.jsonl").lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (close["status"].as_str(), close["exit_status"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+}
