@@ -325,3 +325,42 @@ fn run_on_an_invalid_fixture_is_blocked_with_the_pointer() {
     assert!(msg.contains("expected.json"), "{msg}");
     assert_eq!(run.fixture("broken")["tool_calls"], 0);
 }
+
+#[test]
+fn http_interactions_are_checked_for_whole_streams_credentials_and_shape() {
+    let p = TestProject::new();
+    valid_fixture(&p, "broken");
+    edit(&p, "fixtures/broken/tool_cassettes.json", |v| {
+        let chat = "https://api.openai.com/v1/chat/completions";
+        v["interactions"] = json!([
+            {"id": "cut", "http": {"request": {"method": "POST", "url": chat, "body": {"stream": true}},
+                "response": {"status": 200, "events": [{"data": "{\"choices\":[]}", "delay_ms": 1}]}}},
+            {"id": "key", "http": {"request": {"method": "GET", "url": "https://api.github.com/user",
+                "headers": {"authorization": "Bearer ghp_x"}}, "response": {"status": 200, "body": {}}}},
+            {"id": "both", "tool": "search", "result": {"content": []},
+             "http": {"request": {"method": "GET", "url": "https://x.test/"}, "response": {"status": 200}}},
+            {"id": "args", "arguments": {"q": 1},
+             "http": {"request": {"method": "GET", "url": "https://x.test/"}, "response": {"status": 200}}},
+            {"id": "rel", "http": {"request": {"method": "GET", "url": "/relative"}, "response": {"status": 200}}},
+            {"id": "two", "http": {"request": {"method": "GET", "url": "https://x.test/"},
+                "response": {"status": 200, "body": {}, "body_text": "also"}}},
+            {"id": "whole", "http": {"request": {"method": "POST", "url": chat, "body": {"stream": true}},
+                "response": {"status": 200, "events": [{"data": "[DONE]"}]}}}
+        ]);
+    });
+    let out = invalid(&p);
+    for needle in [
+        "/interactions/0/http/response/events",
+        "lacks its completion sentinel",
+        "/interactions/1/http/request/headers/authorization",
+        "/interactions/2/http",
+        "either `tool` or `http`",
+        "/interactions/3/match",
+        "/interactions/4/http/request/url",
+        "/interactions/5/http/response",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert!(!out.contains("/interactions/6"), "a whole stream is fine:\n{out}");
+    insta::assert_snapshot!(out);
+}
