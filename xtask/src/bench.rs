@@ -6,6 +6,7 @@
 //! 2. A `tools/call` round trip through the gateway, against a raw Unix-socket JSON echo
 //!    (`bench_calls.rs`, with the Python agent session against AgentTape).
 //! 3. Cassette lookup with 10 recordings against 100,000 (the index should make it flat).
+//! 4. The per-run HTTP endpoint against llmposter and a bare server (`bench_http.rs`).
 
 use agent_replay::cassette::CassetteIndex;
 use agent_replay::fixture::format::Cassette;
@@ -24,6 +25,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("cassette") {
         return super::bench_cassette::run(&target, quick);
     }
+    if args.first().map(String::as_str) == Some("http") {
+        return super::bench_http::run(&target, quick);
+    }
     let fixtures = if quick { 30 } else { 300 };
     let calls = if quick { 2_000 } else { 20_000 };
     println!(
@@ -34,7 +38,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     super::bench_calls::round_trip(&target, calls)?;
     cassette_scaling(calls);
     super::bench_calls::python_session(&target, quick)?;
-    super::bench_cassette::run(&target, quick)
+    super::bench_cassette::run(&target, quick)?;
+    super::bench_http::run(&target, quick)
 }
 
 /// P1: whole `run` over `n` fixtures whose compiled agent makes 3 recorded calls and
