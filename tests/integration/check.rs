@@ -361,6 +361,9 @@ fn http_interactions_are_checked_for_whole_streams_credentials_and_shape() {
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
-    assert!(!out.contains("/interactions/6"), "a whole stream is fine:\n{out}");
+    assert!(
+        !out.contains("/interactions/6"),
+        "a whole stream is fine:\n{out}"
+    );
     insta::assert_snapshot!(out);
 }
