@@ -1,5 +1,6 @@
-//! The example suite under `fixtures/` with the example agents: the good one passes every
-//! fixture, the broken one fails each for the reason the fixture guards.
+//! The example suite under `fixtures/` with the example agents (research, and summarize,
+//! which calls a chat completions API): the good builds pass every fixture, the broken
+//! ones fail each for the reason the fixture guards.
 
 use crate::project::repo_root;
 use serde_json::Value;
@@ -42,6 +43,33 @@ fn good_agent_passes_every_example() {
     assert!(failing.is_empty(), "{failing:#?}");
     assert_eq!(code, 0);
     assert!(report["summary"]["total"].as_u64().unwrap() >= 12);
+    // The summarize agent's model calls were answered over HTTP, usage read from the
+    // recorded responses (the stream's from its last chunk; the 429s report none).
+    let model = |id: &str| {
+        let f = report["fixtures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == format!("examples/{id}"))
+            .unwrap_or_else(|| panic!("fixture {id} missing"));
+        (
+            f["model_calls"].clone(),
+            f["input_tokens"].clone(),
+            f["output_tokens"].clone(),
+        )
+    };
+    assert_eq!(
+        model("model_summary_written"),
+        (1.into(), 243.into(), 87.into())
+    );
+    assert_eq!(
+        model("model_streamed_answer_assembled"),
+        (1.into(), 231.into(), 62.into())
+    );
+    assert_eq!(
+        model("model_error_is_reported"),
+        (2.into(), Value::Null, Value::Null)
+    );
 }
 
 #[test]
@@ -49,6 +77,8 @@ fn broken_agent_fails_each_example_for_its_reason() {
     let (code, report) = run_examples(&[
         "--agent",
         "research=python3 examples/agents/research_broken.py",
+        "--agent",
+        "summarize=python3 examples/agents/summarize_broken.py",
     ]);
     assert_eq!(code, 1);
     let codes: BTreeMap<String, Vec<String>> = report["fixtures"]
@@ -90,7 +120,17 @@ fn broken_agent_fails_each_example_for_its_reason() {
         ("rate_limited_page_gives_up", "timeout"),
         ("emoji_page_no_crash", "agent_crashed"),
         ("cited_sources_were_fetched", "validator_failed"),
+        ("model_summary_written", "empty_output"),
+        ("model_streamed_answer_assembled", "content_mismatch"),
+        ("model_error_is_reported", "status_mismatch"),
+        ("model_prompt_matches_recording", "unrecorded_call"),
     ];
+    assert_eq!(
+        codes.len(),
+        expect.len(),
+        "every example fixture needs its reason here: {:?}",
+        codes.keys().collect::<Vec<_>>()
+    );
     for (fixture, code) in expect {
         let found = codes
             .get(fixture)
