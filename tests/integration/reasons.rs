@@ -903,13 +903,24 @@ fn agent_override_splits_like_a_shell_and_runs_no_shell() {
 }
 
 #[test]
-fn live_mode_is_a_usage_error() {
+fn live_mode_replays_recorded_tool_calls_and_an_unrecorded_read_without_a_backend_is_unrecorded() {
     let p = TestProject::new();
-    p.script_fixture("f", json!([]), json!({}), json!([]));
+    p.script_fixture(
+        "f",
+        json!([{"call": "search", "arguments": {"q": "a"}}, {"call": "search", "arguments": {"q": "new"}},
+               {"close": "succeeded"}]),
+        json!({"status": ["succeeded"]}),
+        json!([{"id": "c1", "tool": "search", "effect": "read", "arguments": {"q": "a"}, "result": {"content": []}}]),
+    );
     let run = p.run(&["--mode", "live"]);
-    assert_eq!(run.out.code, 2, "{}", run.out.stderr);
-    assert!(run.report.is_none(), "no JSON report on exit 2");
-    assert!(run.out.stderr.contains("live"), "{}", run.out.stderr);
+    assert_eq!(run.report()["mode"], "live");
+    // No [live.tools.search]: the read is `unrecorded_call` (§12), answered c1 first.
+    judged(&run, "f", "inconclusive", &["unrecorded_call"]);
+    assert_eq!(run.fixture("f")["tool_calls"], 2);
+    // --record asks for live mode.
+    let usage = p.run(&["--record", "new"]);
+    assert_eq!(usage.out.code, 2, "{}", usage.out.stderr);
+    assert!(usage.report.is_none(), "no JSON report on exit 2");
 }
 
 #[test]

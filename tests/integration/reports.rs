@@ -281,7 +281,7 @@ fn json_report_is_written_on_exit_0_and_1_but_not_on_usage_errors() {
         &["--grace", "soon"],
         &["--jobs", "0"],
         &["--no-such-flag"],
-        &["--mode", "live"],
+        &["--record", "new"],
         &["--mode", "sideways"],
         &["--agent", "=python3"],
     ];
