@@ -9,6 +9,7 @@ mod clients;
 mod examples;
 mod gateway;
 mod generate;
+mod http_sdks;
 mod http_live;
 mod ledger;
 mod process;
