@@ -117,13 +117,31 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     }
     for (i, tool) in rules.forbidden.iter().enumerate() {
         let is = matcher(tool);
-        let n = calls.iter().filter(|c| is(&c.tool)).count();
+        let hits: Vec<&str> = calls
+            .iter()
+            .filter(|c| is(&c.tool))
+            .map(|c| c.tool.as_str())
+            .collect();
+        let n = hits.len();
         if n > 0 {
             out.push(Reason::new(
                 ReasonCode::ForbiddenCall,
                 "tools",
                 format!("/tools/forbidden/{i}"),
-                format!("the agent called forbidden tool `{tool}` {n} time(s)"),
+                if hits.iter().all(|h| h == tool) {
+                    format!("the agent called forbidden tool `{tool}` {n} time(s)")
+                } else {
+                    let mut named: Vec<&str> = hits.clone();
+                    named.dedup();
+                    format!(
+                        "the agent made {n} call(s) forbidden by `{tool}`: {}",
+                        named
+                            .iter()
+                            .map(|h| format!("`{h}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
             ));
         }
     }
