@@ -50,10 +50,7 @@ pub struct Settings {
 impl Settings {
     /// The HTTP upstreams of every run: the built-ins and the config's.
     fn upstreams(&self) -> Vec<crate::http::upstream::Upstream> {
-        match &self.config {
-            Some(c) => crate::http::upstream::all(&c.http.upstreams, c.dir.as_deref()),
-            None => crate::http::upstream::all(&Default::default(), None),
-        }
+        crate::http::upstream::of_config(self.config.as_ref())
     }
 }
 

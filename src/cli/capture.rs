@@ -52,10 +52,7 @@ pub fn capture(args: CaptureArgs) -> u8 {
         Ok(r) => r.unwrap_or_default(),
         Err(e) => return usage_error(e, None),
     };
-    let upstreams = match &config {
-        Some(c) => crate::http::upstream::all(&c.http.upstreams, c.dir.as_deref()),
-        None => crate::http::upstream::all(&Default::default(), None),
-    };
+    let upstreams = crate::http::upstream::of_config(config.as_ref());
     let opts = crate::capture::Options {
         trace: args.trace,
         agent_name,

@@ -99,6 +99,14 @@ pub fn all(
     out
 }
 
+/// The upstreams of a project: [`all`] of its config, or the built-ins alone.
+pub fn of_config(config: Option<&crate::config::Config>) -> Vec<Upstream> {
+    match config {
+        Some(c) => all(&c.http.upstreams, c.dir.as_deref()),
+        None => all(&Default::default(), None),
+    }
+}
+
 fn normalize_base(p: &str) -> String {
     let p = p.trim_end_matches('/');
     if p.is_empty() || p.starts_with('/') {
