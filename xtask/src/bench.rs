@@ -29,6 +29,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return super::bench_http::run(&target, quick);
     }
     let fixtures = if quick { 30 } else { 300 };
+    if args.first().map(String::as_str) == Some("spawn") {
+        return spawn_overhead(&target, fixtures);
+    }
     let calls = if quick { 2_000 } else { 20_000 };
     println!(
         "agent-replay bench ({} mode)\n",

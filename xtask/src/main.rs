@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Some("soak") => soak::run(&args[1..]),
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         Some("bench-calls") => bench_calls::helper(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
