@@ -98,8 +98,12 @@ pub fn run_fixtures(
     let jobs = settings.jobs.max(1).min(items.max(1));
     crate::gateway::allow_polling(jobs < crate::host::cores());
     let strict = settings.mode == Mode::Strict;
+    let slots = &Slots::new(jobs);
+    // One worker more than agents may run: it loads and sets up the next fixture while
+    // the agents run, and the one whose agent just ended judges it while the next starts.
+    let workers = (jobs + 1).min(items.max(1));
     std::thread::scope(|s| {
-        for _ in 0..jobs {
+        for _ in 0..workers {
             let tx = tx.clone();
             let next = &next;
             s.spawn(move || loop {
@@ -108,10 +112,11 @@ pub fn run_fixtures(
                     break;
                 }
                 let (f, run) = (i / runs, i % runs);
+                let turn = slots.turn(i);
                 let result = if process::interrupted().is_some() {
                     None
                 } else {
-                    run_one(settings, &fixtures[f])
+                    run_one(settings, turn, &fixtures[f])
                 };
                 if tx.send((f, run, result)).is_err() {
                     break;
@@ -166,7 +171,98 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
 }
 
 /// One fixture, start to finish. `None` when the harness was interrupted during the run.
-fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
+/// `--jobs`: how many agents run at once. Loading a fixture, setting its run up and
+/// judging it happen outside a slot, beside the running agents; agents still start in the
+/// order of the work items, so `--jobs 1` runs the fixtures one after another, in order.
+struct Slots {
+    state: std::sync::Mutex<SlotState>,
+    changed: std::sync::Condvar,
+}
+
+struct SlotState {
+    free: usize,
+    /// The first work item that has neither started its agent nor given up its turn.
+    turn: usize,
+    /// Items past `turn` that are done with their turn.
+    done: std::collections::BTreeSet<usize>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            state: std::sync::Mutex::new(SlotState {
+                free: n,
+                turn: 0,
+                done: Default::default(),
+            }),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Work item `item`'s turn: each item takes a slot with it or gives it up (on drop).
+    fn turn(&self, item: usize) -> Turn<'_> {
+        Turn {
+            slots: self,
+            item,
+            used: false,
+        }
+    }
+
+    fn end_turn(state: &mut SlotState, item: usize) {
+        state.done.insert(item);
+        while state.done.remove(&state.turn) {
+            state.turn += 1;
+        }
+    }
+}
+
+struct Turn<'a> {
+    slots: &'a Slots,
+    item: usize,
+    used: bool,
+}
+
+impl<'a> Turn<'a> {
+    /// Waits for this item's turn and a free slot; the agent runs while the slot lives.
+    fn take(mut self) -> Slot<'a> {
+        let slots = self.slots;
+        let mut state = slots.lock();
+        while !(state.turn == self.item && state.free > 0) {
+            state = slots.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.free -= 1;
+        Slots::end_turn(&mut state, self.item);
+        self.used = true;
+        drop(state);
+        slots.changed.notify_all();
+        Slot(slots)
+    }
+}
+
+impl Drop for Turn<'_> {
+    /// An item that starts no agent (skipped, invalid, interrupted) lets the next go.
+    fn drop(&mut self) {
+        if !self.used {
+            Slots::end_turn(&mut self.slots.lock(), self.item);
+            self.slots.changed.notify_all();
+        }
+    }
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().free += 1;
+        self.0.changed.notify_all();
+    }
+}
+
+fn run_one(settings: &Settings, turn: Turn<'_>, d: &Discovered) -> Option<FixtureResult> {
     if !settings.filters.is_empty() && !settings.filters.iter().any(|f| d.id.contains(f.as_str())) {
         return Some(skipped(d, "filtered out by --filter".into(), "filter"));
     }
@@ -227,7 +323,7 @@ fn run_one(settings: &Settings, d: &Discovered) -> Option<FixtureResult> {
             return Some(run.finish_without_agent(vec![reason]));
         }
     }
-    run.execute(&fixture, &agent, pre_reasons)
+    run.execute(&fixture, &agent, pre_reasons, turn)
 }
 
 fn resolve_agent(settings: &Settings, name: &str) -> Result<AgentCommand, String> {
@@ -276,6 +372,8 @@ struct Run<'a> {
     settings: &'a Settings,
     discovered: &'a Discovered,
     record: RunRecord,
+    /// The RUNNING record was appended.
+    begun: bool,
     closed: bool,
     ledger_error: Option<String>,
 }
@@ -334,15 +432,29 @@ impl<'a> Run<'a> {
             model_latency_ms: None,
             extra: Default::default(),
         };
-        // A ledger that cannot be written must not stop the run from being judged; the
-        // error travels with the result and the CLI reports it.
-        let ledger_error = settings.ledger.append(&record).err().map(|e| e.to_string());
         Run {
             settings,
             discovered: d,
             record,
+            begun: false,
             closed: false,
-            ledger_error,
+            ledger_error: None,
+        }
+    }
+
+    /// Appends the RUNNING record: when the agent is about to start (it has its slot),
+    /// or when the run closes without one. A run still being set up when the harness dies
+    /// never started, so it is not counted as a run that started and never finished.
+    fn begin(&mut self) {
+        if self.begun {
+            return;
+        }
+        self.begun = true;
+        self.record.started_at = Some(crate::time::now());
+        // A ledger that cannot be written must not stop the run from being judged; the
+        // error travels with the result and the CLI reports it.
+        if let Err(e) = self.settings.ledger.append(&self.record) {
+            self.ledger_error.get_or_insert(e.to_string());
         }
     }
 
@@ -355,6 +467,7 @@ impl<'a> Run<'a> {
         duration_ms: u64,
         tool_calls: u64,
     ) {
+        self.begin();
         let r = &mut self.record;
         r.closed_at = Some(crate::time::now());
         r.status = status;
@@ -409,6 +522,7 @@ impl<'a> Run<'a> {
         fixture: &Fixture,
         agent: &AgentCommand,
         mut reasons: Vec<Reason>,
+        turn: Turn<'_>,
     ) -> Option<FixtureResult> {
         let settings = self.settings;
         let harness_error = |e: String| Reason::new(ReasonCode::AgentUnavailable, "harness", "", e);
@@ -518,7 +632,19 @@ impl<'a> Run<'a> {
             grace: settings.grace,
             run_id: run_id.clone(),
         };
-        let outcome = match process::run_agent(&spec) {
+        let slot = turn.take();
+        if process::interrupted().is_some() {
+            // Interrupted while waiting for a slot: the run never started, and leaves no
+            // record, as the fixtures after it.
+            endpoint.stop();
+            drop(gateway.stop());
+            self.closed = true;
+            return None;
+        }
+        self.begin();
+        let outcome = process::run_agent(&spec);
+        drop(slot);
+        let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
                 endpoint.stop();

@@ -79,7 +79,9 @@ fn main() {
             None
         };
         if let Some(reply) = reply {
-            eprintln!("{reply}");
+            // One write a line, as a line-buffered runtime would do: stderr is unbuffered,
+            // and `eprintln!` of a `Value` writes every token on its own.
+            let _ = std::io::stderr().write_all(format!("{reply}\n").as_bytes());
         }
     }
 }

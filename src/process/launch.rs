@@ -243,6 +243,10 @@ impl ExecPlan {
 }
 
 /// A stack for a `CLONE_VM` child, with a guard page below it.
+///
+/// Stacks are kept for the next run rather than unmapped: an `munmap` in a process
+/// whose threads run on every core sends each core an interrupt to flush its TLB, and
+/// two stacks a run made that a measurable share of a run's cost (`cargo xtask bench`).
 pub(super) struct Stack {
     base: *mut libc::c_void,
     len: usize,
@@ -251,12 +255,24 @@ pub(super) struct Stack {
 // SAFETY: a private mapping owned by this value.
 unsafe impl Send for Stack {}
 
+/// Stacks whose child is gone, ready for the next one (the base address of each).
+static SPARE_STACKS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
 impl Stack {
     const SIZE: usize = 256 * 1024;
     const GUARD: usize = 4096;
+    const LEN: usize = Self::SIZE + Self::GUARD;
+    /// Two a job (the init's and the agent's) for more jobs than anyone runs.
+    const SPARES: usize = 64;
 
     pub(super) fn new() -> std::io::Result<Stack> {
-        let len = Self::SIZE + Self::GUARD;
+        if let Some(base) = SPARE_STACKS.lock().map(|mut v| v.pop()).ok().flatten() {
+            return Ok(Stack {
+                base: base as *mut libc::c_void,
+                len: Self::LEN,
+            });
+        }
+        let len = Self::LEN;
         // SAFETY: a fresh anonymous private mapping; the guard page is made inaccessible.
         unsafe {
             let base = libc::mmap(
@@ -283,7 +299,14 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    /// Runs once no child runs on the stack (the owners drop it only then).
     fn drop(&mut self) {
+        if let Ok(mut spare) = SPARE_STACKS.lock() {
+            if spare.len() < Self::SPARES {
+                spare.push(self.base as usize);
+                return;
+            }
+        }
         // SAFETY: unmapping our own mapping, once no child runs on it.
         unsafe {
             libc::munmap(self.base, self.len);

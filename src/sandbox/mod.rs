@@ -11,7 +11,7 @@
 pub mod links;
 
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
@@ -348,11 +348,32 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A mutation glob: `*` stays within a path component, `**` crosses them.
+///
+/// Compiled once per pattern and process: a suite's fixtures repeat the same few
+/// patterns, and compiling one (a regex underneath) costs more than the match.
 pub fn glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
-    Ok(globset::GlobBuilder::new(pattern)
+    type Compiled = Result<globset::GlobMatcher, globset::Error>;
+    static SEEN: std::sync::Mutex<Option<HashMap<String, Compiled>>> = std::sync::Mutex::new(None);
+    /// Beyond this many distinct patterns, new ones are compiled each time (memory stays flat).
+    const KEPT: usize = 4096;
+    if let Some(hit) = SEEN
+        .lock()
+        .ok()
+        .and_then(|seen| seen.as_ref()?.get(pattern).cloned())
+    {
+        return hit;
+    }
+    let compiled = globset::GlobBuilder::new(pattern)
         .literal_separator(true)
-        .build()?
-        .compile_matcher())
+        .build()
+        .map(|g| g.compile_matcher());
+    if let Ok(mut seen) = SEEN.lock() {
+        let seen = seen.get_or_insert_with(HashMap::new);
+        if seen.len() < KEPT {
+            seen.insert(pattern.to_string(), compiled.clone());
+        }
+    }
+    compiled
 }
 
 #[cfg(test)]
