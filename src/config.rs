@@ -35,11 +35,29 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
 }
 
+/// `[live]`: the real backends live mode sends unrecorded reads to (§12, §13).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveConfig {
+    /// `[live.tools.NAME]`: a command run once per call of tool NAME.
     #[serde(default)]
-    pub tools: BTreeMap<String, AgentConfig>,
+    pub tools: BTreeMap<String, LiveBackendConfig>,
+    /// `[live.mcp.NAME]`: an MCP server (stdio) answering the calls through server NAME.
+    #[serde(default)]
+    pub mcp: BTreeMap<String, LiveBackendConfig>,
+}
+
+/// A live tool command or upstream MCP server.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LiveBackendConfig {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Live mode may execute unrecorded writes through this backend (a staging service,
+    /// a test double the user vouches for).
+    #[serde(default)]
+    pub allow_writes: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

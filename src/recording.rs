@@ -55,9 +55,16 @@ pub fn write(
     dir: &Path,
     cassette: Option<&Arc<Cassette>>,
     transcript: &Transcript,
+    upstream_tools: &[(String, Vec<Value>)],
     mode: RecordMode,
 ) -> Result<Option<Change>, String> {
-    if transcript.recordings.is_empty() {
+    let tools_changed = !upstream_tools.is_empty() && {
+        let recorded: Vec<Value> = cassette
+            .map(|c| c.tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect())
+            .unwrap_or_default();
+        merged_tools(&recorded, upstream_tools) != recorded
+    };
+    if transcript.recordings.is_empty() && !tools_changed {
         return Ok(None);
     }
     let path = dir.join(crate::schema::Kind::Cassette.file_name());
@@ -108,7 +115,7 @@ pub fn write(
         match refreshed {
             Some(r) => {
                 let mut it = it;
-                for key in ["http", "effect"] {
+                for key in ["http", "effect", "result", "arguments"] {
                     if let Some(v) = r.interaction.get(key) {
                         it[key] = v.clone();
                     }
@@ -148,12 +155,41 @@ pub fn write(
         change.added += 1;
     }
     doc["interactions"] = Value::Array(interactions);
+    if tools_changed {
+        let recorded: Vec<Value> = doc
+            .get("tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        doc["tools"] = Value::Array(merged_tools(&recorded, upstream_tools));
+    }
     doc["recorded_at"] = Value::String(crate::time::now());
     let mut text = serde_json::to_string_pretty(&doc).expect("JSON serializes");
     text.push('\n');
     write_atomically(&path, text.as_bytes(), mode_bits)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(Some(change))
+}
+
+/// The cassette's `tools` with each upstream's `tools/list` in place of the entries of its
+/// server (§13): the other entries kept, in order, then the upstreams' tools.
+fn merged_tools(recorded: &[Value], upstreams: &[(String, Vec<Value>)]) -> Vec<Value> {
+    let of = |t: &Value| t.get("server").and_then(Value::as_str).map(str::to_string);
+    let mut out: Vec<Value> = recorded
+        .iter()
+        .filter(|t| !of(t).is_some_and(|s| upstreams.iter().any(|(n, _)| *n == s)))
+        .cloned()
+        .collect();
+    for (server, tools) in upstreams {
+        for t in tools {
+            let mut t = t.clone();
+            if let Some(o) = t.as_object_mut() {
+                o.insert("server".into(), Value::String(server.clone()));
+            }
+            out.push(t);
+        }
+    }
+    out
 }
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {

@@ -206,6 +206,7 @@ mod tests {
             tool_calls: 1,
             usage: Default::default(),
             recording: None,
+            drift: Vec::new(),
             reasons: codes
                 .iter()
                 .map(|c| Reason::new(*c, "c", "", "m"))

@@ -45,6 +45,8 @@ pub struct Settings {
     pub replay_speed: crate::http::server::ReplaySpeed,
     /// `--record`: live answers are written back into the cassettes.
     pub record: Option<crate::recording::RecordMode>,
+    /// `--drift`: `Some`, with what `--fail-on-drift` fails on, if anything.
+    pub drift: Option<Option<crate::drift::FailOn>>,
 }
 
 impl Settings {
@@ -67,6 +69,8 @@ pub struct FixtureResult {
     pub usage: crate::transcript::ModelUsage,
     /// What `--record` changed in the cassette; `None` when unchanged.
     pub recording: Option<crate::recording::Change>,
+    /// `--drift`: each recorded read sent live, and what changed (§12).
+    pub drift: Vec<crate::drift::Drift>,
     pub reasons: Vec<Reason>,
     /// Tails of the agent's output, for the human report of failures.
     pub stdout_tail: String,
@@ -161,6 +165,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         tool_calls: 0,
         usage: Default::default(),
         recording: None,
+        drift: Vec::new(),
         reasons: vec![Reason::new(ReasonCode::Skipped, check, "", message)],
         stdout_tail: String::new(),
         stderr_tail: String::new(),
@@ -508,6 +513,7 @@ impl<'a> Run<'a> {
             tool_calls: 0,
             usage: Default::default(),
             recording: None,
+            drift: Vec::new(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),
@@ -564,6 +570,33 @@ impl<'a> Run<'a> {
         );
         session.credential_headers = credential_headers;
         session.model_routes = model_routes;
+        session.drift = settings.drift.is_some();
+        // Live backends start (MCP servers initialized) before the agent, and stop with
+        // the run: they are dropped with the session's last handle.
+        let live_config = settings
+            .config
+            .as_ref()
+            .filter(|c| !c.live.tools.is_empty() || !c.live.mcp.is_empty());
+        if let (Mode::Live, Some(config)) = (settings.mode, live_config) {
+            let timeout = Duration::try_from_secs_f64(fixture.input.timeout_seconds)
+                .unwrap_or(Duration::from_secs(3600));
+            match crate::live::Backends::start(config, &sandbox.workspace, &base_env(&sandbox), timeout) {
+                Ok(b) => session.live = Some(std::sync::Arc::new(b)),
+                Err(message) => {
+                    return Some(self.finish_without_agent(vec![Reason::new(
+                        ReasonCode::LiveUnavailable,
+                        "live",
+                        "",
+                        message,
+                    )]))
+                }
+            }
+        }
+        let upstream_tools = session
+            .live
+            .as_ref()
+            .map(|l| l.upstream_tools())
+            .unwrap_or_default();
         session.recording = settings.record.is_some();
         session.refresh_reads = settings.record == Some(crate::recording::RecordMode::All);
         let gateway = match Gateway::start(&sandbox.socket, session) {
@@ -698,6 +731,9 @@ impl<'a> Run<'a> {
             strict: settings.mode == Mode::Strict,
         };
         reasons.extend(contract::check(&ctx));
+        if let Some(Some(fail_on)) = settings.drift {
+            reasons.extend(drift_reasons(&transcript.drift, fail_on));
+        }
         let validator_reasons = contract::validators::run_all(
             &contract::validators::ValidatorRun {
                 fixture,
@@ -724,6 +760,7 @@ impl<'a> Run<'a> {
                 &fixture.dir,
                 fixture.cassette.as_ref(),
                 &transcript,
+                &upstream_tools,
                 mode,
             ) {
                 Ok(change) => recording = change,
@@ -756,6 +793,7 @@ impl<'a> Run<'a> {
             tool_calls,
             usage,
             recording,
+            drift: transcript.drift.clone(),
             reasons,
             stdout_tail: tail_text(&outcome, false),
             stderr_tail: tail_text(&outcome, true),
@@ -764,6 +802,33 @@ impl<'a> Run<'a> {
             repeats: None,
         })
     }
+}
+
+/// `--fail-on-drift`: one `drift` reason per interaction whose live answer changed so.
+fn drift_reasons(drift: &[crate::drift::Drift], fail_on: crate::drift::FailOn) -> Vec<Reason> {
+    drift
+        .iter()
+        .filter_map(|d| {
+            let failing: Vec<String> = d
+                .changes
+                .iter()
+                .filter(|c| fail_on.fails(c))
+                .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
+                .collect();
+            (!failing.is_empty()).then(|| {
+                Reason::new(
+                    ReasonCode::Drift,
+                    "drift",
+                    "",
+                    format!(
+                        "the live answer to recording `{}` drifted: {}; re-record it (--mode live --record all) once the change is expected",
+                        d.id,
+                        failing.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// The cleared environment every agent and validator starts from (§2).

@@ -35,6 +35,8 @@ pub struct CallRecord {
     pub at_ms: u64,
     /// What an HTTP call was and what its answer reported; `None` for tool calls.
     pub http: Option<Box<HttpDetail>>,
+    /// The MCP server a tool call came through (`mcp-shim --server NAME`, §13).
+    pub server: Option<String>,
 }
 
 /// The HTTP side of a call: for reports, usage counts and recordings.
@@ -54,6 +56,16 @@ pub struct HttpDetail {
 }
 
 impl CallRecord {
+    /// Whether a contract's tool name means this call: the tool, `SERVER/TOOL` for an MCP
+    /// call (rule 43), or a glob over either.
+    pub fn named(&self, is: impl Fn(&str) -> bool) -> bool {
+        is(&self.tool)
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|s| is(&format!("{s}/{}", self.tool)))
+    }
+
     /// Answered without an MCP `isError`.
     pub fn succeeded(&self) -> bool {
         matches!(
@@ -109,6 +121,8 @@ pub struct Transcript {
     pub close: Option<CloseRecord>,
     /// Live answers, in call order, for `--record` (§12).
     pub recordings: Vec<LiveRecord>,
+    /// `--drift`: each recorded read also sent live, in call order (§12).
+    pub drift: Vec<crate::drift::Drift>,
 }
 
 /// A live answer kept for `--record`: the interaction as it will be written (redacted,

@@ -112,6 +112,7 @@ reason_codes! {
     LeakedProcess => "leaked_process",
     Flaky => "flaky",
     LiveUnavailable => "live_unavailable",
+    Drift => "drift",
 }
 
 impl ReasonCode {

@@ -382,6 +382,18 @@ impl CassetteIndex {
         &self.cassette.interactions[index]
     }
 
+    /// The id of interaction `index`.
+    pub fn id_of(&self, index: usize) -> &str {
+        &self.cassette.interactions[index].id
+    }
+
+    /// Whether the cassette says anything about `tool`: a `tools` entry or a recording.
+    pub fn knows(&self, tool: &str) -> bool {
+        self.read_only_hints.contains_key(tool)
+            || self.definitions.contains_key(tool)
+            || self.tools.contains_key(tool)
+    }
+
     pub fn effect_of(&self, index: usize) -> Effect {
         self.effects[index]
     }
@@ -403,13 +415,68 @@ impl CassetteIndex {
 
     /// Finds and consumes the interaction answering a call, if any (§10 rule 7).
     pub fn take(&mut self, tool: &str, arguments: &Value) -> Option<usize> {
-        self.take_gated(tool, arguments, None)
+        self.take_gated(tool, arguments, None, None)
+    }
+
+    /// [`CassetteIndex::take`] of a call through MCP server `server` (§13): it matches the
+    /// interactions of that server or of none; a call without one, those without one.
+    pub fn take_via(&mut self, tool: &str, arguments: &Value, server: Option<&str>) -> Option<usize> {
+        self.take_gated(tool, arguments, None, server)
+    }
+
+    /// Whether interaction `i` may answer a call through `server` (rule 43).
+    fn serves(&self, i: usize, server: Option<&str>) -> bool {
+        match (server, self.cassette.interactions[i].server.as_deref()) {
+            (_, None) => true,
+            (Some(call), Some(recorded)) => call == recorded,
+            (None, Some(_)) => false,
+        }
+    }
+
+    /// The `tools/list` answer through `--server NAME`: the `tools` entries of NAME and
+    /// those without a server, then tools recorded only in interactions of either (§13,
+    /// rule 43). `None`: every tool, as the gateway lists them.
+    pub fn definitions_via(&self, server: Option<&str>, allowed: &[String]) -> Vec<Value> {
+        let fits = |s: &Option<String>| match (server, s.as_deref()) {
+            (None, _) | (_, None) => true,
+            (Some(a), Some(b)) => a == b,
+        };
+        let mut out: Vec<Value> = Vec::new();
+        let mut named: Vec<&str> = Vec::new();
+        for def in self.cassette.tools.iter().filter(|d| fits(&d.server)) {
+            if named.contains(&def.name.as_str()) || !allowed.contains(&def.name) {
+                continue;
+            }
+            named.push(&def.name);
+            let mut v = serde_json::to_value(def).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("server");
+            }
+            out.push(v);
+        }
+        for it in self.cassette.interactions.iter().filter(|i| i.http.is_none()) {
+            let Some(name) = it.tool.as_deref() else { continue };
+            if fits(&it.server) && !named.contains(&name) && allowed.iter().any(|a| a == name) {
+                named.push(name);
+                out.push(serde_json::json!({ "name": name }));
+            }
+        }
+        if server.is_none() {
+            // Allowlisted tools the cassette does not know still appear by name.
+            for name in allowed {
+                if !named.contains(&name.as_str()) {
+                    named.push(name);
+                    out.push(serde_json::json!({ "name": name }));
+                }
+            }
+        }
+        out
     }
 
     /// [`CassetteIndex::take`] of an HTTP request: `key` from [`http_call::index_key`],
     /// `body` its [`Body::target`].
     pub fn take_http(&mut self, key: &str, body: &Value, gate: &CallGate<'_>) -> Option<usize> {
-        self.take_gated(key, body, Some(gate))
+        self.take_gated(key, body, Some(gate), None)
     }
 
     fn take_gated(
@@ -417,13 +484,17 @@ impl CassetteIndex {
         tool: &str,
         arguments: &Value,
         gate: Option<&CallGate<'_>>,
+        server: Option<&str>,
     ) -> Option<usize> {
         let entry = self.tools.get(tool)?;
         let gates = &self.gates;
-        let passes = |i: usize| match (gate, &gates[i]) {
-            (Some(call), Some(g)) => g.mismatch(call, false).is_none(),
-            (None, None) => true,
-            _ => false,
+        let passes = |i: usize| {
+            self.serves(i, server)
+                && match (gate, &gates[i]) {
+                    (Some(call), Some(g)) => g.mismatch(call, false).is_none(),
+                    (None, None) => true,
+                    _ => false,
+                }
         };
         let mut first_unused: Option<usize> = None;
         let mut first_repeat: Option<usize> = None;
@@ -511,12 +582,17 @@ impl CassetteIndex {
 
     /// The recording of `tool` nearest to `arguments` (§10 rule 9).
     pub fn closest(&self, tool: &str, arguments: &Value) -> Option<Closest> {
-        self.closest_gated(tool, arguments, None)
+        self.closest_gated(tool, arguments, None, None)
+    }
+
+    /// [`CassetteIndex::closest`] among the recordings a call through `server` may use.
+    pub fn closest_via(&self, tool: &str, arguments: &Value, server: Option<&str>) -> Option<Closest> {
+        self.closest_gated(tool, arguments, None, server)
     }
 
     /// [`CassetteIndex::closest`] of an HTTP request.
     pub fn closest_http(&self, key: &str, body: &Value, gate: &CallGate<'_>) -> Option<Closest> {
-        self.closest_gated(key, body, Some(gate))
+        self.closest_gated(key, body, Some(gate), None)
     }
 
     fn closest_gated(
@@ -524,10 +600,11 @@ impl CassetteIndex {
         tool: &str,
         arguments: &Value,
         gate: Option<&CallGate<'_>>,
+        server: Option<&str>,
     ) -> Option<Closest> {
         let entry = self.tools.get(tool)?;
         let mut best: Option<(usize, bool, usize, json::LeafDiff)> = None;
-        for &i in &entry.all {
+        for &i in entry.all.iter().filter(|&&i| self.serves(i, server)) {
             let it = &self.cassette.interactions[i];
             let arguments_value = recorded_target(it);
             let recorded = json::without_pointers(&arguments_value, &it.match_.ignore);

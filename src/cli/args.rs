@@ -285,6 +285,19 @@ pub struct RunArgs {
     /// all: refresh every read)
     #[arg(long, value_enum, value_name = "WHAT")]
     pub record: Option<RecordArg>,
+    /// Live mode: also send each recorded read live and report how the answer changed
+    #[arg(long)]
+    pub drift: bool,
+    /// Live mode: fail a fixture on drift (schema: a field added, removed or of another
+    /// type; any: any change); implies --drift
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub fail_on_drift: Option<FailOnDriftArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOnDriftArg {
+    Schema,
+    Any,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -321,6 +334,8 @@ impl RunArgs {
             repeat: None,
             replay_speed: ReplaySpeedArg::Instant,
             record: None,
+            drift: false,
+            fail_on_drift: None,
         }
     }
 }

@@ -92,6 +92,17 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
             Some("add --mode live (unrecorded reads then go to the real upstreams)"),
         ));
     }
+    for (flag, given) in [
+        ("--drift", args.drift),
+        ("--fail-on-drift", args.fail_on_drift.is_some()),
+    ] {
+        if given && mode != Mode::Live {
+            return Err(usage_error(
+                format!("{flag} needs --mode live: drift is what the live answers changed"),
+                Some("add --mode live"),
+            ));
+        }
+    }
     let config = Config::discover(&cwd)
         .map_err(|e| usage_error(e, Some("fix or remove agent-replay.toml")))?;
     let redactor = match &config {
@@ -170,6 +181,11 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
         repeat: args.repeat,
+        drift: (args.drift || args.fail_on_drift.is_some()).then_some(match args.fail_on_drift {
+            Some(super::args::FailOnDriftArg::Schema) => Some(crate::drift::FailOn::Schema),
+            Some(super::args::FailOnDriftArg::Any) => Some(crate::drift::FailOn::Any),
+            None => None,
+        }),
         record: args.record.map(|r| match r {
             super::args::RecordArg::New => crate::recording::RecordMode::New,
             super::args::RecordArg::All => crate::recording::RecordMode::All,

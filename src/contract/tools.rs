@@ -106,7 +106,7 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
     };
     for (i, tool) in rules.required.iter().enumerate() {
         let is = matcher(tool);
-        if !calls.iter().any(|c| is(&c.tool)) {
+        if !calls.iter().any(|c| c.named(&is)) {
             out.push(Reason::new(
                 ReasonCode::MissingCall,
                 "tools",
@@ -119,7 +119,7 @@ pub fn rules(ctx: &Context<'_>, out: &mut Vec<Reason>) {
         let is = matcher(tool);
         let hits: Vec<&str> = calls
             .iter()
-            .filter(|c| is(&c.tool))
+            .filter(|c| c.named(&is))
             .map(|c| c.tool.as_str())
             .collect();
         let n = hits.len();

@@ -82,6 +82,7 @@ impl Session {
                     },
                     at_ms,
                     http: Some(Box::new(detail)),
+                    server: None,
                 });
                 HttpAnswer::Recorded(i)
             }
@@ -106,6 +107,7 @@ impl Session {
                     },
                     at_ms,
                     http: Some(Box::new(detail)),
+                    server: None,
                 });
                 HttpAnswer::Unrecorded(body.to_string())
             }
@@ -168,6 +170,7 @@ impl Session {
                     outcome,
                     at_ms,
                     http: Some(Box::new(detail)),
+                    server: None,
                 });
                 Ok(())
             }
@@ -188,6 +191,7 @@ impl Session {
                     },
                     at_ms,
                     http: Some(Box::new(detail)),
+                    server: None,
                 });
                 Err(json!({"error": {"type": "agent_replay_live_unavailable", "message": format!("agent-replay: {message}")}}).to_string())
             }

@@ -14,9 +14,9 @@ pub use http::{HttpAnswer, Pending};
 use crate::cassette::{CassetteIndex, Closest};
 use crate::sandbox::resolve_inside;
 use crate::transcript::{
-    ArtifactRecord, CallOutcome, CallRecord, CloseRecord, EventRecord, Transcript,
+    ArtifactRecord, CallOutcome, CallRecord, CloseRecord, EventRecord, LiveRecord, Transcript,
 };
-use policy::{decide, Decision, Mode};
+use policy::{Decision, Mode};
 use protocol::{Line, RpcError};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -48,6 +48,10 @@ pub struct Session {
     pub forward_all: bool,
     /// Where the model routes are (effects and `model_calls`).
     pub model_routes: crate::http::call::ModelRoutes,
+    /// Live mode: the real tool backends (§12).
+    pub live: Option<Arc<crate::live::Backends>>,
+    /// `--drift`: recorded reads are also sent live and compared.
+    pub drift: bool,
     started: Instant,
 }
 
@@ -56,6 +60,23 @@ enum Answer {
     /// The recorded result of this interaction, sent as recorded.
     Recorded(usize),
     Value(Box<RawValue>),
+    /// Live mode: call the backend outside the session's lock, then
+    /// [`Session::finish_tool`].
+    Forward(Box<PendingTool>),
+}
+
+/// A tool call on its way to its live backend.
+pub struct PendingTool {
+    tool: String,
+    server: Option<String>,
+    arguments: Value,
+    effect: crate::fixture::format::Effect,
+    /// Under `--record all`: the recording this answer refreshes.
+    replaces: Option<usize>,
+    /// Under `--drift`: the recording that answers; the live answer is only compared.
+    drift_of: Option<usize>,
+    at_ms: u64,
+    backend: crate::live::Backend,
 }
 
 impl Session {
@@ -80,6 +101,8 @@ impl Session {
             recording: false,
             forward_all: false,
             model_routes: Default::default(),
+            live: None,
+            drift: false,
             started: Instant::now(),
         }
     }
@@ -98,9 +121,15 @@ impl Session {
     /// Answers one request. Results are raw JSON text so a recorded tool result is sent
     /// exactly as it was recorded.
     pub fn handle(&mut self, method: &str, params: Value) -> Result<Box<RawValue>, RpcError> {
-        Ok(match self.answer(method, params)? {
+        let mut answer = self.answer(method, params)?;
+        if let Answer::Forward(p) = answer {
+            let result = p.backend.call(&p.tool, &p.arguments);
+            answer = self.finish_tool(*p, result)?;
+        }
+        Ok(match answer {
             Answer::Recorded(i) => self.cassette.result_of(i).0.to_owned(),
             Answer::Value(v) => v,
+            Answer::Forward(_) => unreachable!("finished above"),
         })
     }
 
@@ -113,10 +142,15 @@ impl Session {
             ))
         };
         match method {
-            "tools/call" => self.call_tool(params).map(Answer::Recorded),
-            "tools/list" => raw(json!({
-                "tools": self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>()
-            })),
+            "tools/call" => self.call_tool(params),
+            "tools/list" => {
+                let server = params.get("server").and_then(Value::as_str);
+                let tools = match server {
+                    None => self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>(),
+                    Some(_) => self.cassette.definitions_via(server, self.allowed_tools()),
+                };
+                raw(json!({ "tools": tools }))
+            }
             "run/event" => self.event(params).and_then(raw),
             "run/artifact" => self.artifact(params).and_then(raw),
             "run/close" => self.close(params).and_then(raw),
@@ -137,8 +171,8 @@ impl Session {
         });
     }
 
-    /// Answers a `tools/call` with the index of the interaction whose result to send.
-    fn call_tool(&mut self, params: Value) -> Result<usize, RpcError> {
+    /// Answers a `tools/call`: the interaction whose result to send, or a live forward.
+    fn call_tool(&mut self, params: Value) -> Result<Answer, RpcError> {
         let invalid = |tool: &Value, msg: &str| {
             RpcError::new(protocol::INVALID_PARAMS, format!("invalid params: {msg}"))
                 .with_data(json!({"tool": tool, "reason": "invalid_params"}))
@@ -163,12 +197,26 @@ impl Session {
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(invalid(&json!(tool), "`arguments` must be an object")),
         };
+        // The MCP server the call came through (the shim adds it, §13).
+        let server = match p.remove("server") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            Some(_) => return Err(invalid(&json!(tool), "`server` must be a non-empty string")),
+        };
         // Redacted before matching (and before the transcript sees them); in place, so
         // arguments holding no secret are not copied.
         self.redactor
             .redact_in_place(&mut arguments, &mut Vec::new());
         let at_ms = self.now_ms();
-        if !self.allowed_tools().contains(&tool) {
+        let backend = match (self.mode, &self.live) {
+            (Mode::Live, Some(live)) => live.find(&tool, server.as_deref()),
+            _ => None,
+        };
+        // In live mode a tool its backend serves is allowed too: a session is recorded
+        // from a cassette that does not know it yet.
+        let allowed = self.allowed_tools().contains(&tool)
+            || (self.allowlist.is_none() && backend.is_some());
+        if !allowed {
             let effect = self.cassette.unrecorded_effect(&tool);
             self.transcript.calls.push(CallRecord {
                 tool: tool.clone(),
@@ -177,6 +225,7 @@ impl Session {
                 outcome: CallOutcome::NotAllowed,
                 at_ms,
                 http: None,
+                server,
             });
             return Err(RpcError::new(
                 protocol::NOT_ALLOWED,
@@ -187,19 +236,59 @@ impl Session {
             )
             .with_data(json!({"tool": tool, "reason": "not_allowed"})));
         }
-        let found = self.cassette.take(&tool, &arguments);
+        let found = self.cassette.take_via(&tool, &arguments, server.as_deref());
         let effect = match found {
             Some(i) => self.cassette.effect_of(i),
+            None if !self.cassette.knows(&tool) => self
+                .live
+                .as_ref()
+                .and_then(|l| l.effect_of(&tool, server.as_deref()))
+                .unwrap_or(crate::fixture::format::Effect::Write),
             None => self.cassette.unrecorded_effect(&tool),
         };
-        let decision = match decide(self.mode, effect, found.is_some()) {
-            // No live tool backend in this build: a recorded call is answered from the
-            // cassette, an unrecorded read is `unrecorded_call` (§12).
-            Decision::Forward if found.is_some() => Decision::Replay,
-            Decision::Forward => Decision::Refuse { blocked: false },
+        let live = policy::Live {
+            allow_writes: backend.as_ref().is_some_and(|b| b.allow_writes()),
+            refresh_reads: self.refresh_reads,
+        };
+        let decision = match policy::decide_live(self.mode, effect, found.is_some(), live) {
+            // A read with no live backend configured is `unrecorded_call` (§12).
+            Decision::Forward if backend.is_none() => match found {
+                Some(_) => Decision::Replay,
+                None => Decision::Refuse { blocked: false },
+            },
             d => d,
         };
+        let drift_of = match (decision, found, &backend) {
+            (Decision::Replay, Some(i), Some(_))
+                if self.drift && effect == crate::fixture::format::Effect::Read =>
+            {
+                Some(i)
+            }
+            _ => None,
+        };
         match (decision, found) {
+            (Decision::Forward, replaces) => Ok(Answer::Forward(Box::new(PendingTool {
+                tool,
+                server,
+                arguments,
+                effect,
+                replaces,
+                drift_of: None,
+                at_ms,
+                backend: backend.expect("forwarded only with a backend"),
+            }))),
+            (Decision::Replay, Some(_)) if drift_of.is_some() => {
+                Ok(Answer::Forward(Box::new(PendingTool {
+                    tool,
+                    server,
+                    arguments,
+                    effect,
+                    replaces: None,
+                    drift_of,
+                    at_ms,
+                    backend: backend.expect("drift only with a backend"),
+                })))
+            }
             (Decision::Replay, Some(i)) => {
                 let (_, is_error) = self.cassette.result_of(i);
                 self.transcript.calls.push(CallRecord {
@@ -209,12 +298,13 @@ impl Session {
                     outcome: CallOutcome::Replayed { index: i, is_error },
                     at_ms,
                     http: None,
+                    server,
                 });
-                Ok(i)
+                Ok(Answer::Recorded(i))
             }
             (decision, _) => {
                 let blocked = !matches!(decision, Decision::Refuse { blocked: false });
-                let closest = self.cassette.closest(&tool, &arguments);
+                let closest = self.cassette.closest_via(&tool, &arguments, server.as_deref());
                 let message =
                     unrecorded_message(&tool, effect, closest.as_ref(), &self.fixture_dir, blocked);
                 self.transcript.calls.push(CallRecord {
@@ -227,6 +317,7 @@ impl Session {
                     },
                     at_ms,
                     http: None,
+                    server,
                 });
                 Err(
                     RpcError::new(protocol::UNRECORDED_CALL, message).with_data(json!({
@@ -236,6 +327,89 @@ impl Session {
                         "closest": closest.as_ref().map(Closest::to_json),
                     })),
                 )
+            }
+        }
+    }
+
+    /// Records what a live backend answered for `p` (or why it could not), and what the
+    /// agent gets: the live answer, or under `--drift` the recorded one.
+    fn finish_tool(
+        &mut self,
+        p: PendingTool,
+        result: Result<Value, String>,
+    ) -> Result<Answer, RpcError> {
+        let PendingTool {
+            tool,
+            server,
+            arguments,
+            effect,
+            replaces,
+            drift_of,
+            at_ms,
+            backend,
+        } = p;
+        let record = |s: &mut Session, outcome: CallOutcome, arguments: Value| {
+            s.transcript.calls.push(CallRecord {
+                tool: tool.clone(),
+                arguments,
+                effect,
+                outcome,
+                at_ms,
+                http: None,
+                server: server.clone(),
+            });
+        };
+        let result = result.and_then(|v| {
+            if v.is_object() {
+                Ok(v)
+            } else {
+                Err(format!("{} answered a result that is not an object: {v}", backend.label()))
+            }
+        });
+        match (result, drift_of) {
+            (Ok(live), Some(i)) => {
+                let recorded: Value =
+                    serde_json::from_str(self.cassette.result_of(i).0.get()).unwrap_or(Value::Null);
+                let live = self.redactor.redact_value(&live);
+                self.transcript.drift.push(crate::drift::Drift::new(
+                    self.cassette.id_of(i).to_string(),
+                    recorded,
+                    live,
+                ));
+                let (_, is_error) = self.cassette.result_of(i);
+                record(self, CallOutcome::Replayed { index: i, is_error }, arguments);
+                Ok(Answer::Recorded(i))
+            }
+            (Ok(live), None) => {
+                let is_error = live.get("isError").and_then(Value::as_bool) == Some(true);
+                let mut interaction = json!({"id": "", "tool": tool, "effect": effect.as_str()});
+                if let Some(s) = &server {
+                    interaction["server"] = json!(s);
+                }
+                interaction["arguments"] = arguments.clone();
+                interaction["result"] = live;
+                let interaction = self.redactor.redact_value(&interaction);
+                let answer = serde_json::value::to_raw_value(&interaction["result"])
+                    .expect("results serialize");
+                self.transcript.recordings.push(LiveRecord {
+                    interaction,
+                    replaces,
+                    at: crate::time::now(),
+                    duration_ms: 0.0,
+                });
+                record(self, CallOutcome::Forwarded { is_error }, arguments);
+                Ok(Answer::Value(answer))
+            }
+            (Err(message), _) => {
+                record(
+                    self,
+                    CallOutcome::Unavailable {
+                        message: message.clone(),
+                    },
+                    arguments,
+                );
+                Err(RpcError::new(protocol::REFUSED, format!("agent-replay: {message}"))
+                    .with_data(json!({"tool": tool, "reason": "live_unavailable"})))
             }
         }
     }
@@ -482,11 +656,22 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                 }
                 Ok(req) => {
                     let mut s = session.lock().expect("session lock");
-                    match (s.answer(&req.method, req.params), req.id) {
+                    let mut answer = s.answer(&req.method, req.params);
+                    if let Ok(Answer::Forward(_)) = answer {
+                        // Decided under the lock, called outside it, recorded after: a slow
+                        // backend stalls only this connection.
+                        drop(s);
+                        let Ok(Answer::Forward(p)) = answer else { unreachable!() };
+                        let result = p.backend.call(&p.tool, &p.arguments);
+                        s = session.lock().expect("session lock");
+                        answer = s.finish_tool(*p, result);
+                    }
+                    match (answer, req.id) {
                         (Ok(answer), Some(id)) => {
                             let result = match &answer {
                                 Answer::Recorded(i) => s.cassette.result_of(*i).0,
                                 Answer::Value(v) => v,
+                                Answer::Forward(_) => unreachable!("finished above"),
                             };
                             protocol::write_success(&mut out, &id, result);
                         }

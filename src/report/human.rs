@@ -92,11 +92,39 @@ pub fn line(r: &FixtureResult) -> String {
         .recording
         .map(|c| format!("\n{:>12}   {c}", ""))
         .unwrap_or_default();
+    let drift = drift_lines(&r.drift);
     format!(
-        "{label:>12} [{:>8.3}s] {}{first}{repeats}{recording}",
+        "{label:>12} [{:>8.3}s] {}{first}{repeats}{recording}{drift}",
         r.duration_ms as f64 / 1000.0,
         r.id
     )
+}
+
+/// Under `--drift`: how many recorded reads answer the same live, and for each that does
+/// not, a diff of recorded (`-`) and live (`+`) answers.
+fn drift_lines(drift: &[crate::drift::Drift]) -> String {
+    if drift.is_empty() {
+        return String::new();
+    }
+    let changed: Vec<&crate::drift::Drift> = drift.iter().filter(|d| !d.changes.is_empty()).collect();
+    let mut out = format!(
+        "\n{:>12}   drift: {} same, {} changed",
+        "",
+        drift.len() - changed.len(),
+        changed.len()
+    );
+    for d in changed {
+        let what: Vec<String> = d
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
+            .collect();
+        let _ = write!(out, "\n{:>12}   {}: {}", "", d.id, what.join(", "));
+        for l in crate::drift::human_diff(&d.recorded, &d.live).lines() {
+            let _ = write!(out, "\n{:>12}     {l}", "");
+        }
+    }
+    out
 }
 
 /// The detailed section for every fixture that did not pass.

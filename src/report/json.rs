@@ -35,6 +35,10 @@ pub struct FixtureEntry {
     /// What `--record` changed in the cassette (rule 37); absent when unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recording::Change>,
+    /// `--drift` (rule 38): interaction id to `"same"` or a list of
+    /// `{"pointer", "change", "recorded", "live"}`; absent when nothing was compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<serde_json::Map<String, serde_json::Value>>,
     /// Only under `--repeat` (rule 48): the fixture's runs and their verdicts. Absent for
     /// a skipped fixture, which never ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +73,7 @@ impl FixtureEntry {
             usage: r.usage,
             reasons: r.reasons.clone(),
             recording: r.recording,
+            drift: crate::drift::Drift::report(&r.drift),
             repeats: r.repeats.clone(),
         }
     }
@@ -150,6 +155,7 @@ mod tests {
             tool_calls: 3,
             usage: Default::default(),
             recording: None,
+            drift: Vec::new(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),

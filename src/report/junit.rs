@@ -206,6 +206,7 @@ mod tests {
             tool_calls: 0,
             usage: Default::default(),
             recording: None,
+            drift: Vec::new(),
             reasons: vec![Reason::new(code, "check", "/p", "a <message> & \"more\"")],
             stdout_tail: String::new(),
             stderr_tail: String::new(),
