@@ -163,11 +163,10 @@ fn walk(recorded: &Value, live: &Value, at: &mut String, out: &mut Vec<Change>) 
                 at.truncate(len);
             }
         }
-        (Value::Number(_), Value::Number(_)) => {
-            if !crate::json::values_equal(recorded, live) {
-                out.push(change(ChangeKind::ValueChanged, at));
-            }
+        (Value::Number(_), Value::Number(_)) if !crate::json::values_equal(recorded, live) => {
+            out.push(change(ChangeKind::ValueChanged, at));
         }
+        (Value::Number(_), Value::Number(_)) => {}
         (r, l) if kind_of(r) != kind_of(l) => out.push(change(ChangeKind::TypeChanged, at)),
         (r, l) if r != l => out.push(change(ChangeKind::ValueChanged, at)),
         _ => {}

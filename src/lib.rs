@@ -36,6 +36,7 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod schema;
+pub mod shim;
 pub mod signals;
 pub mod time;
 pub mod transcript;

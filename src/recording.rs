@@ -60,7 +60,12 @@ pub fn write(
 ) -> Result<Option<Change>, String> {
     let tools_changed = !upstream_tools.is_empty() && {
         let recorded: Vec<Value> = cassette
-            .map(|c| c.tools.iter().filter_map(|t| serde_json::to_value(t).ok()).collect())
+            .map(|c| {
+                c.tools
+                    .iter()
+                    .filter_map(|t| serde_json::to_value(t).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         merged_tools(&recorded, upstream_tools) != recorded
     };

@@ -580,7 +580,12 @@ impl<'a> Run<'a> {
         if let (Mode::Live, Some(config)) = (settings.mode, live_config) {
             let timeout = Duration::try_from_secs_f64(fixture.input.timeout_seconds)
                 .unwrap_or(Duration::from_secs(3600));
-            match crate::live::Backends::start(config, &sandbox.workspace, &base_env(&sandbox), timeout) {
+            match crate::live::Backends::start(
+                config,
+                &sandbox.workspace,
+                &base_env(&sandbox),
+                timeout,
+            ) {
                 Ok(b) => session.live = Some(std::sync::Arc::new(b)),
                 Err(message) => {
                     return Some(self.finish_without_agent(vec![Reason::new(
@@ -833,10 +838,12 @@ fn drift_reasons(drift: &[crate::drift::Drift], fail_on: crate::drift::FailOn) -
 
 /// The cleared environment every agent and validator starts from (§2).
 fn base_env(sandbox: &Sandbox) -> Vec<(String, String)> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let env = vec![
         (
             "PATH".to_string(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            // The harness's binary first, as `agent-replay` (§13, rule 40).
+            format!("{}:{path}", sandbox.bin.display()),
         ),
         ("LANG".to_string(), "C.UTF-8".to_string()),
         ("TZ".to_string(), "UTC".to_string()),

@@ -233,7 +233,8 @@ mod tests {
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
-        assert_eq!(ReasonCode::ALL.len(), 29);
+        assert_eq!(ReasonCode::ALL.len(), 30);
         assert_eq!(ReasonCode::LiveUnavailable.verdict(false), Verdict::Blocked);
+        assert_eq!(ReasonCode::Drift.verdict(false), Verdict::Failed);
     }
 }

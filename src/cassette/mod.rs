@@ -420,7 +420,12 @@ impl CassetteIndex {
 
     /// [`CassetteIndex::take`] of a call through MCP server `server` (§13): it matches the
     /// interactions of that server or of none; a call without one, those without one.
-    pub fn take_via(&mut self, tool: &str, arguments: &Value, server: Option<&str>) -> Option<usize> {
+    pub fn take_via(
+        &mut self,
+        tool: &str,
+        arguments: &Value,
+        server: Option<&str>,
+    ) -> Option<usize> {
         self.take_gated(tool, arguments, None, server)
     }
 
@@ -454,8 +459,15 @@ impl CassetteIndex {
             }
             out.push(v);
         }
-        for it in self.cassette.interactions.iter().filter(|i| i.http.is_none()) {
-            let Some(name) = it.tool.as_deref() else { continue };
+        for it in self
+            .cassette
+            .interactions
+            .iter()
+            .filter(|i| i.http.is_none())
+        {
+            let Some(name) = it.tool.as_deref() else {
+                continue;
+            };
             if fits(&it.server) && !named.contains(&name) && allowed.iter().any(|a| a == name) {
                 named.push(name);
                 out.push(serde_json::json!({ "name": name }));
@@ -586,7 +598,12 @@ impl CassetteIndex {
     }
 
     /// [`CassetteIndex::closest`] among the recordings a call through `server` may use.
-    pub fn closest_via(&self, tool: &str, arguments: &Value, server: Option<&str>) -> Option<Closest> {
+    pub fn closest_via(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        server: Option<&str>,
+    ) -> Option<Closest> {
         self.closest_gated(tool, arguments, None, server)
     }
 

@@ -39,6 +39,19 @@ pub enum Command {
     Prove(ProveArgs),
     /// Replay the fixtures of a tier and report suite health (exit status is the gate)
     Monitor(MonitorArgs),
+    /// A stdio MCP server: under the harness it answers from the run's cassette; outside
+    /// it starts the real server (after `--`) and relays, writing a production trace
+    McpShim(McpShimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpShimArgs {
+    /// The server's name: the `server` of its interactions and `tools` entries
+    #[arg(long, value_name = "NAME")]
+    pub server: String,
+    /// The real MCP server's command, after `--` (used outside the harness)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),
         Command::Monitor(a) => monitor::monitor(a),
+        Command::McpShim(a) => crate::shim::main(&a.server, &a.command),
     };
     ExitCode::from(code)
 }

@@ -18,6 +18,9 @@ pub enum HttpAnswer {
     Unrecorded(String),
     /// Live mode: send it on, then hand the answer to [`Session::finish_forward`].
     Forward(Box<Pending>),
+    /// `--drift`: answer with recording `index`, and also send it live and hand the live
+    /// answer to [`Session::finish_drift`].
+    RecordedDrift(usize, Box<Pending>),
 }
 
 /// A request on its way to the live upstream.
@@ -57,7 +60,22 @@ impl Session {
             allow_writes: allow_writes || self.forward_all,
             refresh_reads: self.refresh_reads || self.forward_all,
         };
-        match (decide_live(self.mode, effect, found.is_some(), live), found) {
+        let decision = decide_live(self.mode, effect, found.is_some(), live);
+        if let (Decision::Replay, Some(i), true) = (decision, found, self.drift) {
+            if effect == Effect::Read {
+                return HttpAnswer::RecordedDrift(
+                    i,
+                    Box::new(Pending {
+                        call,
+                        effect,
+                        replaces: None,
+                        at_ms,
+                        detail,
+                    }),
+                );
+            }
+        }
+        match (decision, found) {
             (Decision::Forward, replaces) => HttpAnswer::Forward(Box::new(Pending {
                 call,
                 effect,
@@ -198,6 +216,54 @@ impl Session {
         }
     }
 
+    /// `--drift`: the recorded answer `index` went to the agent; compare the live one with
+    /// it (the body, rule 38). A live failure is `live_unavailable`.
+    pub fn finish_drift(
+        &mut self,
+        p: Pending,
+        index: usize,
+        answer: &Result<HttpResponse, String>,
+        upstream: &str,
+    ) {
+        let recorded = &self.cassette.http_of(index).response;
+        let mut detail = p.detail;
+        detail.status = recorded.status;
+        let (input, output) = crate::http::usage::of_response(recorded);
+        detail.input_tokens = input;
+        detail.output_tokens = output;
+        detail.latency_ms = crate::http::usage::latency_ms(recorded);
+        let outcome = match answer {
+            Ok(live) => {
+                let recorded_body = body_value(recorded);
+                let live_body = self.redactor.redact_value(&body_value(live));
+                let id = self.cassette.id_of(index).to_string();
+                self.transcript
+                    .drift
+                    .push(crate::drift::Drift::new(id, recorded_body, live_body));
+                CallOutcome::Replayed {
+                    index,
+                    is_error: recorded.status >= 400,
+                }
+            }
+            Err(why) => CallOutcome::Unavailable {
+                message: format!(
+                    "live upstream `{upstream}` could not answer {} {} (for --drift): {why}",
+                    p.call.method,
+                    p.call.url()
+                ),
+            },
+        };
+        self.transcript.calls.push(CallRecord {
+            tool: p.call.name(),
+            arguments: p.call.body.target(),
+            effect: p.effect,
+            outcome,
+            at_ms: p.at_ms,
+            http: Some(Box::new(detail)),
+            server: None,
+        });
+    }
+
     /// Redaction before matching covers JSON and text bodies, query values and every header
     /// that is not a credential header (rule 33); credential headers are dropped.
     fn redact_call(&self, call: &mut HttpCall) {
@@ -222,6 +288,27 @@ impl Session {
             Body::None | Body::Bytes(_) => {}
         }
     }
+}
+
+/// What drift compares of a response: its JSON body, else its text, else its events' data.
+fn body_value(r: &HttpResponse) -> Value {
+    if let Some(b) = &r.body {
+        return serde_json::from_str(b.get()).unwrap_or(Value::Null);
+    }
+    if let Some(t) = &r.body_text {
+        return Value::String(t.clone());
+    }
+    if let Some(events) = &r.events {
+        return Value::Array(
+            events
+                .iter()
+                .map(|e| {
+                    serde_json::from_str(&e.data).unwrap_or_else(|_| Value::String(e.data.clone()))
+                })
+                .collect(),
+        );
+    }
+    r.body_b64.clone().map(Value::String).unwrap_or(Value::Null)
 }
 
 /// A request as the cassette records it: the URL with its (redacted) query, the content

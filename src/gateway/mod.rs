@@ -214,8 +214,8 @@ impl Session {
         };
         // In live mode a tool its backend serves is allowed too: a session is recorded
         // from a cassette that does not know it yet.
-        let allowed = self.allowed_tools().contains(&tool)
-            || (self.allowlist.is_none() && backend.is_some());
+        let allowed =
+            self.allowed_tools().contains(&tool) || (self.allowlist.is_none() && backend.is_some());
         if !allowed {
             let effect = self.cassette.unrecorded_effect(&tool);
             self.transcript.calls.push(CallRecord {
@@ -304,7 +304,9 @@ impl Session {
             }
             (decision, _) => {
                 let blocked = !matches!(decision, Decision::Refuse { blocked: false });
-                let closest = self.cassette.closest_via(&tool, &arguments, server.as_deref());
+                let closest = self
+                    .cassette
+                    .closest_via(&tool, &arguments, server.as_deref());
                 let message =
                     unrecorded_message(&tool, effect, closest.as_ref(), &self.fixture_dir, blocked);
                 self.transcript.calls.push(CallRecord {
@@ -363,7 +365,10 @@ impl Session {
             if v.is_object() {
                 Ok(v)
             } else {
-                Err(format!("{} answered a result that is not an object: {v}", backend.label()))
+                Err(format!(
+                    "{} answered a result that is not an object: {v}",
+                    backend.label()
+                ))
             }
         });
         match (result, drift_of) {
@@ -377,7 +382,11 @@ impl Session {
                     live,
                 ));
                 let (_, is_error) = self.cassette.result_of(i);
-                record(self, CallOutcome::Replayed { index: i, is_error }, arguments);
+                record(
+                    self,
+                    CallOutcome::Replayed { index: i, is_error },
+                    arguments,
+                );
                 Ok(Answer::Recorded(i))
             }
             (Ok(live), None) => {
@@ -408,8 +417,10 @@ impl Session {
                     },
                     arguments,
                 );
-                Err(RpcError::new(protocol::REFUSED, format!("agent-replay: {message}"))
-                    .with_data(json!({"tool": tool, "reason": "live_unavailable"})))
+                Err(
+                    RpcError::new(protocol::REFUSED, format!("agent-replay: {message}"))
+                        .with_data(json!({"tool": tool, "reason": "live_unavailable"})),
+                )
             }
         }
     }
@@ -661,7 +672,9 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
                         // Decided under the lock, called outside it, recorded after: a slow
                         // backend stalls only this connection.
                         drop(s);
-                        let Ok(Answer::Forward(p)) = answer else { unreachable!() };
+                        let Ok(Answer::Forward(p)) = answer else {
+                            unreachable!()
+                        };
                         let result = p.backend.call(&p.tool, &p.arguments);
                         s = session.lock().expect("session lock");
                         answer = s.finish_tool(*p, result);

@@ -9,6 +9,8 @@ pub struct CapturedCall {
     pub arguments: Value,
     pub result: Value,
     pub effect: Option<Effect>,
+    /// The MCP server the call went through (the shim's traces, §13).
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone)]

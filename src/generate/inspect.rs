@@ -52,6 +52,7 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
             arguments: ev.get("arguments").cloned().unwrap_or_else(|| json!({})),
             result,
             effect: None,
+            server: None,
         });
     }
     let id = sample

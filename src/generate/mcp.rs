@@ -75,7 +75,7 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     }
     for (n, id, tool, arguments, answer) in calls {
         match answer {
-            Some(result) => cap.calls.push(CapturedCall { tool, arguments, result, effect: None }),
+            Some(result) => cap.calls.push(CapturedCall { tool, arguments, result, effect: None, server: None }),
             None if allow_lossy => cap.warnings.push(format!("{file}:{n}: `{tool}` has no response: left out")),
             None => {
                 return Err(TraceError::at(

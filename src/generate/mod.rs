@@ -227,6 +227,9 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
             if let Some(e) = c.effect {
                 it["effect"] = json!(e.as_str());
             }
+            if let Some(s) = &c.server {
+                it["server"] = json!(s);
+            }
             it
         })
         .collect();

@@ -90,6 +90,7 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                     arguments: v.get("arguments").cloned().unwrap_or_else(|| serde_json::json!({})),
                     result: result.clone(),
                     effect,
+                    server: v.get("server").and_then(Value::as_str).map(str::to_string),
                 });
             }
             "http" => {

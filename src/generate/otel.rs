@@ -140,6 +140,7 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
                     .unwrap_or_else(|| json!({})),
                 result,
                 effect: None,
+                server: None,
             });
         } else if (op == "invoke_agent" || name.starts_with("invoke_agent")) && agent_span.is_none()
         {

@@ -296,7 +296,9 @@ async fn handle(
         let mut session = ctx.session.lock().expect("session lock");
         let answer = session.call_http(call, allow_writes);
         let response = match &answer {
-            HttpAnswer::Recorded(i) => Some(session.cassette.http_of(*i).response.clone()),
+            HttpAnswer::Recorded(i) | HttpAnswer::RecordedDrift(i, _) => {
+                Some(session.cassette.http_of(*i).response.clone())
+            }
             _ => None,
         };
         (answer, response)
@@ -330,7 +332,25 @@ async fn handle(
                     .expect("static headers are valid"),
             }
         }
-        (HttpAnswer::Recorded(_), None) => unreachable!("a recorded answer has its response"),
+        (HttpAnswer::RecordedDrift(i, pending), Some(r)) => {
+            let out = outgoing(method, url, headers, body, upstream.as_ref());
+            let answer = match ctx.client_config(upstream.as_ref()) {
+                Ok(tls) => super::live::forward(out, tls).await,
+                Err(e) => Err(e),
+            };
+            let name = upstream
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_else(|| "(the host itself)".into());
+            ctx.session
+                .lock()
+                .expect("session lock")
+                .finish_drift(*pending, i, &answer, &name);
+            recorded_reply(r, ctx.speed)
+        }
+        (HttpAnswer::Recorded(_) | HttpAnswer::RecordedDrift(..), None) => {
+            unreachable!("a recorded answer has its response")
+        }
     }
 }
 

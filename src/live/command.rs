@@ -27,7 +27,10 @@ pub struct ToolCommand {
 
 impl ToolCommand {
     pub fn call(&self, arguments: &Value) -> Result<Value, String> {
-        let who = format!("live tool [live.tools.{}] ({})", self.name, self.command.display);
+        let who = format!(
+            "live tool [live.tools.{}] ({})",
+            self.name, self.command.display
+        );
         let mut child = Command::new(&self.command.program)
             .args(&self.command.args)
             .current_dir(&self.cwd)
@@ -64,10 +67,8 @@ impl ToolCommand {
                 Ok(None) if Instant::now() >= deadline => {
                     // The group, so a shell's children go too; the leader is not reaped yet.
                     if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                        let _ = rustix::process::kill_process_group(
-                            pid,
-                            rustix::process::Signal::KILL,
-                        );
+                        let _ =
+                            rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
                     }
                     let _ = child.wait();
                     return Err(format!(

@@ -236,7 +236,8 @@ impl McpUpstream {
             };
             // A request from the server (it has a method and an id): ping is answered,
             // anything else declined, so the server is not left waiting.
-            if let (Some(m), Some(rid)) = (msg.get("method").and_then(Value::as_str), msg.get("id")) {
+            if let (Some(m), Some(rid)) = (msg.get("method").and_then(Value::as_str), msg.get("id"))
+            {
                 let reply = if m == "ping" {
                     json!({"jsonrpc": "2.0", "id": rid, "result": {}})
                 } else {

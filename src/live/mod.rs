@@ -73,11 +73,12 @@ impl Backends {
         call_timeout: Duration,
     ) -> Result<Backends, String> {
         let base = config.dir.clone().unwrap_or_else(|| ".".into());
-        let resolve = |kind: &str, name: &str, b: &LiveBackendConfig| -> Result<AgentCommand, String> {
-            let env = b.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            crate::config::resolve_command(&b.command, &base, env)
-                .map_err(|e| format!("live backend [live.{kind}.{name}] cannot start: {e}"))
-        };
+        let resolve =
+            |kind: &str, name: &str, b: &LiveBackendConfig| -> Result<AgentCommand, String> {
+                let env = b.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                crate::config::resolve_command(&b.command, &base, env)
+                    .map_err(|e| format!("live backend [live.{kind}.{name}] cannot start: {e}"))
+            };
         let mut out = Backends::default();
         for (name, b) in &config.live.tools {
             let command = resolve("tools", name, b)?;

@@ -106,7 +106,8 @@ fn drift_lines(drift: &[crate::drift::Drift]) -> String {
     if drift.is_empty() {
         return String::new();
     }
-    let changed: Vec<&crate::drift::Drift> = drift.iter().filter(|d| !d.changes.is_empty()).collect();
+    let changed: Vec<&crate::drift::Drift> =
+        drift.iter().filter(|d| !d.changes.is_empty()).collect();
     let mut out = format!(
         "\n{:>12}   drift: {} same, {} changed",
         "",

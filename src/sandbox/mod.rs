@@ -24,6 +24,10 @@ pub struct Sandbox {
     pub input_copy: PathBuf,
     /// Where the run's CA bundle is written (§11): in the run's directory, not the workspace.
     pub ca_bundle: PathBuf,
+    /// First on the agent's `PATH`: `agent-replay`, a launcher that carries the run's
+    /// socket to the harness's binary (rule 40: MCP clients start servers with a filtered
+    /// environment).
+    pub bin: PathBuf,
 }
 
 impl Sandbox {
@@ -49,6 +53,9 @@ impl Sandbox {
             }
             _ => {}
         }
+        let bin = base.join("bin");
+        std::fs::create_dir(&bin)?;
+        write_launcher(&bin.join("agent-replay"), &base.join("gateway.sock"))?;
         let input_copy = base.join("input.json");
         std::fs::write(&input_copy, input_bytes)?;
         let mut perms = std::fs::metadata(&input_copy)?.permissions();
@@ -61,8 +68,32 @@ impl Sandbox {
             workspace,
             home,
             input_copy,
+            bin,
         })
     }
+}
+
+/// The per-run `agent-replay`: sets the run's socket and execs the harness's own binary.
+fn write_launcher(path: &Path, socket: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let Some(exe) = EXE.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .map(|p| shell_words::quote(&p.display().to_string()).into_owned())
+    }) else {
+        return Ok(()); // no binary to point at: the agent's PATH keeps what it had
+    };
+    let socket = shell_words::quote(&socket.display().to_string()).into_owned();
+    let script = format!(
+        "#!/bin/sh\nAGENT_REPLAY_SOCKET={socket}\nexport AGENT_REPLAY_SOCKET\nexec {exe} \"$@\"\n"
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(path)?;
+    io::Write::write_all(&mut f, script.as_bytes())
 }
 
 /// Where run directories go. Creating and removing a run's few directories and files costs
