@@ -99,6 +99,28 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
         ));
     }
     env.retain(|(k, _)| !k.eq_ignore_ascii_case("no_proxy"));
+    // `agent-replay` first on PATH carries the trace to an MCP shim, whose environment an
+    // MCP client filters (rule 40): its tool calls land in this trace.
+    let bin = dir.path().join("bin");
+    let trace_path = absolute(&cwd, &opts.trace).display().to_string();
+    std::fs::create_dir(&bin)
+        .and_then(|()| {
+            crate::sandbox::write_launcher(
+                &bin.join("agent-replay"),
+                &[
+                    ("AGENT_REPLAY_TRACE", &trace_path),
+                    ("AGENT_REPLAY_RUN_ID", &run_id),
+                ],
+            )
+        })
+        .map_err(|e| format!("cannot write the run's launcher: {e}"))?;
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    env.retain(|(k, _)| k != "PATH");
+    env.push(("PATH".into(), format!("{}:{path}", bin.display())));
     let status = std::process::Command::new(&opts.command.program)
         .args(&opts.command.args)
         .env_clear()

@@ -142,7 +142,7 @@ fn serve(server: &str, socket: PathBuf) -> std::io::Result<()> {
             "ping" => Ok(json!({})),
             "tools/list" => gateway
                 .request("tools/list", json!({"server": server}))?
-                .map(|r| json!({"tools": r.get("tools").cloned().unwrap_or_else(|| json!([]))})),
+                .map(|r| json!({"tools": mcp_tools(r.get("tools"))})),
             "tools/call" => {
                 let mut p = json!({
                     "name": params.get("name").cloned().unwrap_or(Value::Null),
@@ -182,6 +182,19 @@ fn serve(server: &str, socket: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The gateway's tool list as MCP requires it: a tool recorded only by its calls has no
+/// `inputSchema`, which the SDKs insist on; it gets the schema of any object.
+fn mcp_tools(tools: Option<&Value>) -> Value {
+    let mut tools = tools.cloned().unwrap_or_else(|| json!([]));
+    for t in tools.as_array_mut().into_iter().flatten() {
+        if let Some(o) = t.as_object_mut() {
+            o.entry("inputSchema")
+                .or_insert_with(|| json!({"type": "object"}));
+        }
+    }
+    tools
+}
+
 /// Where the relay's trace lines go (rule 41).
 enum Trace {
     /// Lines appended to a production client's open run.
@@ -207,12 +220,17 @@ fn relay(server: &str, command: &[String]) -> u8 {
             return 1;
         }
     };
-    let trace = std::env::var_os("AGENT_REPLAY_TRACES")
-        .map(PathBuf::from)
-        .map(|dir| match std::env::var("AGENT_REPLAY_RUN_ID") {
-            Ok(run) if !run.is_empty() => Trace::Shared(dir.join(format!("{run}.jsonl"))),
-            _ => Trace::Own(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4()))),
-        });
+    // `AGENT_REPLAY_TRACE`: the trace file of an `agent-replay capture` run (its launcher
+    // sets it); else a production client's run under `AGENT_REPLAY_TRACES`, else our own.
+    let trace = match std::env::var_os("AGENT_REPLAY_TRACE") {
+        Some(file) => Some(Trace::Shared(PathBuf::from(file))),
+        None => std::env::var_os("AGENT_REPLAY_TRACES")
+            .map(PathBuf::from)
+            .map(|dir| match std::env::var("AGENT_REPLAY_RUN_ID") {
+                Ok(run) if !run.is_empty() => Trace::Shared(dir.join(format!("{run}.jsonl"))),
+                _ => Trace::Own(dir.join(format!("{}.jsonl", uuid::Uuid::new_v4()))),
+            }),
+    };
     let writer = trace.as_ref().map(|t| {
         let path = match t {
             Trace::Shared(p) | Trace::Own(p) => p.clone(),

@@ -55,7 +55,11 @@ impl Sandbox {
         }
         let bin = base.join("bin");
         std::fs::create_dir(&bin)?;
-        write_launcher(&bin.join("agent-replay"), &base.join("gateway.sock"))?;
+        let socket = base.join("gateway.sock").display().to_string();
+        write_launcher(
+            &bin.join("agent-replay"),
+            &[("AGENT_REPLAY_SOCKET", &socket)],
+        )?;
         let input_copy = base.join("input.json");
         std::fs::write(&input_copy, input_bytes)?;
         let mut perms = std::fs::metadata(&input_copy)?.permissions();
@@ -73,8 +77,9 @@ impl Sandbox {
     }
 }
 
-/// The per-run `agent-replay`: sets the run's socket and execs the harness's own binary.
-fn write_launcher(path: &Path, socket: &Path) -> io::Result<()> {
+/// The per-run `agent-replay`: sets `vars` (the run's socket, or under `capture` the trace)
+/// and execs the harness's own binary.
+pub fn write_launcher(path: &Path, vars: &[(&str, &str)]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let Some(exe) = EXE.get_or_init(|| {
@@ -84,10 +89,11 @@ fn write_launcher(path: &Path, socket: &Path) -> io::Result<()> {
     }) else {
         return Ok(()); // no binary to point at: the agent's PATH keeps what it had
     };
-    let socket = shell_words::quote(&socket.display().to_string()).into_owned();
-    let script = format!(
-        "#!/bin/sh\nAGENT_REPLAY_SOCKET={socket}\nexport AGENT_REPLAY_SOCKET\nexec {exe} \"$@\"\n"
-    );
+    let mut script = String::from("#!/bin/sh\n");
+    for (k, v) in vars {
+        script.push_str(&format!("{k}={}\nexport {k}\n", shell_words::quote(v)));
+    }
+    script.push_str(&format!("exec {exe} \"$@\"\n"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
