@@ -27,6 +27,7 @@ pub mod json;
 pub mod ledger;
 pub mod live;
 pub mod monitor;
+pub mod partition;
 pub mod pool;
 pub mod process;
 pub mod recording;

@@ -39,9 +39,24 @@ pub enum Command {
     Prove(ProveArgs),
     /// Replay the fixtures of a tier and report suite health (exit status is the gate)
     Monitor(MonitorArgs),
+    /// Join the JSON reports of a partitioned suite into one (exit status as `run` would)
+    Merge(MergeArgs),
     /// A stdio MCP server: under the harness it answers from the run's cassette; outside
     /// it starts the real server (after `--`) and relays, writing a production trace
     McpShim(McpShimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The JSON reports (`run --json FILE`) of each partition
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JSON report here
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the merged JUnit XML report here
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +294,10 @@ pub struct RunArgs {
     /// Run only fixtures whose id contains SUBSTRING (repeatable; others are skipped)
     #[arg(long, short = 'f', value_name = "SUBSTRING")]
     pub filter: Vec<String>,
+    /// Run one share of the suite: hash:K/N (stable across machines) or count:K/N (the
+    /// Kth of every N in id order); fixtures of other partitions are left out of the reports
+    #[arg(long, value_name = "KIND:K/N")]
+    pub partition: Option<crate::partition::Partition>,
     /// Override an agent's command for this invocation, e.g. --agent research="python3 broken.py"
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     pub agents: Vec<String>,
@@ -349,6 +368,7 @@ impl RunArgs {
             record: None,
             drift: false,
             fail_on_drift: None,
+            partition: None,
         }
     }
 }

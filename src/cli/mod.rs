@@ -9,6 +9,7 @@ mod capture;
 mod check;
 mod generate;
 mod ledger;
+mod merge;
 mod monitor;
 mod run;
 
@@ -41,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),
         Command::Monitor(a) => monitor::monitor(a),
+        Command::Merge(a) => merge::merge(a),
         Command::McpShim(a) => crate::shim::main(&a.server, &a.command),
     };
     ExitCode::from(code)

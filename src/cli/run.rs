@@ -20,7 +20,7 @@ pub fn run(args: RunArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let fixtures = match crate::fixture::discover(&args.paths) {
+    let mut fixtures = match crate::fixture::discover(&args.paths) {
         Ok(f) => f,
         Err(e) => return usage_error(e, None),
     };
@@ -29,6 +29,14 @@ pub fn run(args: RunArgs) -> u8 {
             format!("no fixture found under {}", show_paths(&args.paths)),
             Some("a fixture is a directory holding input.json and expected.json"),
         );
+    }
+    if let Some(p) = args.partition {
+        // Before anything is reported: other partitions' fixtures are in no report.
+        let mut position = 0;
+        fixtures.retain(|d| {
+            position += 1;
+            p.holds(position - 1, &d.id)
+        });
     }
     let started = Instant::now();
     let selected = fixtures

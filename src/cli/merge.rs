@@ -1,0 +1,133 @@
+//! `agent-replay merge REPORT.json... [--json F] [--junit F]` (§15, rule 49): the JSON
+//! reports of a partitioned suite joined into one, with the exit status `run` would have
+//! had over the whole suite.
+
+use super::args::MergeArgs;
+use super::usage_error;
+use crate::report::json::{FixtureEntry, Report};
+use crate::report::Summary;
+use crate::runner::FixtureResult;
+use std::collections::BTreeMap;
+
+pub fn merge(args: MergeArgs) -> u8 {
+    let mut modes: Vec<String> = Vec::new();
+    let mut entries: BTreeMap<String, (FixtureEntry, String)> = BTreeMap::new();
+    for path in &args.reports {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display()), None),
+        };
+        let report: Report = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                return usage_error(
+                    format!(
+                        "{}: not a JSON report of agent-replay ({e})",
+                        path.display()
+                    ),
+                    Some("merge takes the files `run --json FILE` wrote"),
+                )
+            }
+        };
+        if report.format != "agent-replay/report@1" {
+            return usage_error(
+                format!(
+                    "{}: format is {:?}, expected \"agent-replay/report@1\"",
+                    path.display(),
+                    report.format
+                ),
+                None,
+            );
+        }
+        if !modes.contains(&report.mode) {
+            modes.push(report.mode.clone());
+        }
+        for entry in report.fixtures {
+            let from = path.display().to_string();
+            match entries.get(&entry.id) {
+                Some((seen, first)) => {
+                    let same = serde_json::to_value(seen).ok() == serde_json::to_value(&entry).ok();
+                    if !same {
+                        return usage_error(
+                            format!(
+                                "fixture `{}` is in {first} and in {from} with different results",
+                                entry.id
+                            ),
+                            Some("merge the reports of disjoint partitions (--partition K/N)"),
+                        );
+                    }
+                }
+                None => {
+                    entries.insert(entry.id.clone(), (entry, from));
+                }
+            }
+        }
+    }
+    let fixtures: Vec<FixtureEntry> = entries.into_values().map(|(e, _)| e).collect();
+    let mut summary = Summary::default();
+    for f in &fixtures {
+        summary.add(f.verdict);
+    }
+    let merged = Report {
+        format: "agent-replay/report@1".into(),
+        mode: modes.join("+"),
+        summary: summary.clone(),
+        fixtures,
+    };
+    let results: Vec<FixtureResult> = merged.fixtures.iter().map(result_of).collect();
+    for r in &results {
+        println!("{}", crate::report::human::line(r));
+    }
+    print!("{}", crate::report::human::details(&results));
+    let seconds = results.iter().map(|r| r.duration_ms).sum::<u64>() as f64 / 1000.0;
+    println!(
+        "\nmerged {} report{}: {} fixtures: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
+        args.reports.len(),
+        if args.reports.len() == 1 { "" } else { "s" },
+        summary.total,
+        summary.passed,
+        summary.failed,
+        summary.blocked,
+        summary.inconclusive,
+        summary.degraded,
+        summary.skipped
+    );
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::write(path, merged.to_json()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return crate::exit::USAGE;
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(e) = std::fs::write(path, crate::report::junit::render(&results, seconds)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return crate::exit::USAGE;
+        }
+    }
+    if summary.all_ok() {
+        crate::exit::OK
+    } else {
+        crate::exit::FIXTURES_FAILED
+    }
+}
+
+/// What the reporters need of a fixture, from its report entry.
+fn result_of(e: &FixtureEntry) -> FixtureResult {
+    FixtureResult {
+        id: e.id.clone(),
+        dir: e.id.clone().into(),
+        verdict: e.verdict,
+        run_id: e.run_id.clone(),
+        duration_ms: e.duration_ms,
+        tool_calls: e.tool_calls,
+        usage: e.usage,
+        recording: e.recording,
+        drift: Vec::new(),
+        reasons: e.reasons.clone(),
+        stdout_tail: String::new(),
+        stderr_tail: String::new(),
+        output_dropped: 0,
+        ledger_error: None,
+        repeats: e.repeats.clone(),
+    }
+}
