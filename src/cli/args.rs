@@ -39,11 +39,24 @@ pub enum Command {
     Prove(ProveArgs),
     /// Replay the fixtures of a tier and report suite health (exit status is the gate)
     Monitor(MonitorArgs),
+    /// How two cassettes (or fixture directories) differ: interactions added, removed, changed
+    Diff(DiffArgs),
     /// Join the JSON reports of a partitioned suite into one (exit status as `run` would)
     Merge(MergeArgs),
     /// A stdio MCP server: under the harness it answers from the run's cassette; outside
     /// it starts the real server (after `--`) and relays, writing a production trace
     McpShim(McpShimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A cassette file or a fixture directory
+    pub a: PathBuf,
+    /// The other one
+    pub b: PathBuf,
+    /// Print a JSON document of the same facts
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 pub mod args;
 mod capture;
 mod check;
+mod diff;
 mod generate;
 mod ledger;
 mod merge;
@@ -42,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),
         Command::Monitor(a) => monitor::monitor(a),
+        Command::Diff(a) => diff::diff(a),
         Command::Merge(a) => merge::merge(a),
         Command::McpShim(a) => crate::shim::main(&a.server, &a.command),
     };
