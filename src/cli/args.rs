@@ -311,6 +311,10 @@ pub struct RunArgs {
     /// Kth of every N in id order); fixtures of other partitions are left out of the reports
     #[arg(long, value_name = "KIND:K/N")]
     pub partition: Option<crate::partition::Partition>,
+    /// `github` adds a workflow annotation per failing reason [default: github when
+    /// GITHUB_ACTIONS=true, else human]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub message_format: Option<MessageFormatArg>,
     /// Override an agent's command for this invocation, e.g. --agent research="python3 broken.py"
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     pub agents: Vec<String>,
@@ -337,6 +341,12 @@ pub struct RunArgs {
     /// type; any: any change); implies --drift
     #[arg(long, value_enum, value_name = "WHAT")]
     pub fail_on_drift: Option<FailOnDriftArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormatArg {
+    Human,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -382,6 +392,7 @@ impl RunArgs {
             drift: false,
             fail_on_drift: None,
             partition: None,
+            message_format: None,
         }
     }
 }

@@ -66,6 +66,14 @@ pub fn run(args: RunArgs) -> u8 {
         args.json.as_deref(),
         args.junit.as_deref(),
     );
+    let github = match args.message_format {
+        Some(super::args::MessageFormatArg::Github) => true,
+        Some(super::args::MessageFormatArg::Human) => false,
+        None => std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true"),
+    };
+    if github {
+        reporters = reporters.with_github(settings.cwd.clone());
+    }
     let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
     crate::process::tree::sweep_orphans();
     if let Err(e) = synced {

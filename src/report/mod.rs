@@ -5,6 +5,7 @@
 //! warnings" section shows, the JSON and JUnit reporters spool their entries to a
 //! temporary file ([`spool`]), and all keep counts for the summary ([`Reporters`]).
 
+pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -61,6 +62,8 @@ pub struct Reporters {
     human: human::Human,
     json: Option<json::JsonReport>,
     junit: Option<junit::JunitReport>,
+    /// `--message-format github`: annotations, paths relative to this directory.
+    github: Option<std::path::PathBuf>,
 }
 
 impl Reporters {
@@ -75,7 +78,14 @@ impl Reporters {
             human: human::Human::default(),
             json: json.map(|p| json::JsonReport::create(p, mode)),
             junit: junit.map(junit::JunitReport::create),
+            github: None,
         }
+    }
+
+    /// Also prints GitHub annotations, with paths relative to `cwd`.
+    pub fn with_github(mut self, cwd: std::path::PathBuf) -> Reporters {
+        self.github = Some(cwd);
+        self
     }
 
     /// One fixture's result: its human line is printed at once.
@@ -85,6 +95,10 @@ impl Reporters {
         }
         if let Some(j) = &mut self.junit {
             j.add(&r);
+        }
+        if let Some(cwd) = &self.github {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(github::annotations(&r, cwd).as_bytes());
         }
         self.human.add(r);
     }

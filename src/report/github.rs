@@ -1,0 +1,93 @@
+//! `--message-format github` (§15, rule 50): one workflow-command annotation per reason of
+//! a fixture that did not pass, pointing at the fixture file and line its check came from.
+//!
+//! The line is that of the check's key in expected.json (1 when not found); a reason whose
+//! check is not a contract key (the fixture itself, the agent, the harness) points at
+//! input.json. `file` is relative to the working directory.
+
+use crate::runner::FixtureResult;
+use crate::verdict::Verdict;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The annotation lines of one result (empty for a passed or skipped fixture).
+pub fn annotations(r: &FixtureResult, cwd: &Path) -> String {
+    let level = match r.verdict {
+        Verdict::Passed | Verdict::Skipped => return String::new(),
+        Verdict::Degraded => "warning",
+        _ => "error",
+    };
+    let expected = r.dir.join("expected.json");
+    let input = r.dir.join("input.json");
+    let expected_text = std::fs::read_to_string(&expected).unwrap_or_default();
+    let input_text = std::fs::read_to_string(&input).unwrap_or_default();
+    let mut out = String::new();
+    for reason in &r.reasons {
+        // The contract first; a task key (`tool_allowlist`, `timeout_seconds`) is in input.json.
+        let (file, line) = match (
+            line_of_key(&expected_text, &reason.check),
+            line_of_key(&input_text, &reason.check),
+        ) {
+            (Some(line), _) => (expected.clone(), line),
+            (None, Some(line)) => (input.clone(), line),
+            _ if contract_check(&reason.check) => (expected.clone(), 1),
+            _ => (input.clone(), 1),
+        };
+        let file = file
+            .strip_prefix(cwd)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let title = format!("{} {}: {}", r.verdict.as_str(), r.id, reason.code);
+        let _ = writeln!(
+            out,
+            "::{level} file={},line={line},title={}::{}",
+            property(&file),
+            property(&title),
+            data(&reason.message)
+        );
+    }
+    out
+}
+
+/// Checks that are keys of expected.json even when the file does not spell them out.
+fn contract_check(check: &str) -> bool {
+    !matches!(
+        check,
+        "fixture" | "agent" | "harness" | "mode" | "notes" | "filter"
+    )
+}
+
+/// The 1-based line of the first `"key":` in `text`.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let needle = format!("\"{key}\"");
+    text.lines()
+        .position(|l| {
+            l.find(&needle)
+                .is_some_and(|at| l[at + needle.len()..].trim_start().starts_with(':'))
+        })
+        .map(|i| i + 1)
+}
+
+fn data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn property(s: &str) -> String {
+    data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_key_line_and_escapes() {
+        let text = "{\n  \"format\": \"x\",\n  \"tools\": {\"required\": [\"a\"]},\n  \"note\": \"tools\"\n}";
+        assert_eq!(line_of_key(text, "tools"), Some(3));
+        assert_eq!(line_of_key(text, "artifacts"), None);
+        assert_eq!(property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+}
