@@ -17,28 +17,32 @@ pub fn merge(args: MergeArgs) -> u8 {
             Ok(t) => t,
             Err(e) => return usage_error(format!("cannot read {}: {e}", path.display()), None),
         };
-        let report: Report = match serde_json::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                return usage_error(
-                    format!(
-                        "{}: not a JSON report of agent-replay ({e})",
-                        path.display()
-                    ),
-                    Some("merge takes the files `run --json FILE` wrote"),
-                )
-            }
-        };
-        if report.format != "agent-replay/report@1" {
-            return usage_error(
+        let not_a_report = |why: String| {
+            usage_error(
                 format!(
-                    "{}: format is {:?}, expected \"agent-replay/report@1\"",
-                    path.display(),
-                    report.format
+                    "{}: not a JSON report of agent-replay: {why}",
+                    path.display()
                 ),
-                None,
-            );
+                Some("merge takes the files `run --json FILE` wrote"),
+            )
+        };
+        let doc: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => return not_a_report(format!("not JSON ({e})")),
+        };
+        let format = doc.get("format").and_then(serde_json::Value::as_str);
+        if format != Some("agent-replay/report@1") {
+            return not_a_report(format!(
+                "/format is {}, expected \"agent-replay/report@1\"",
+                doc.get("format")
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "missing".into())
+            ));
         }
+        let report: Report = match serde_json::from_value(doc) {
+            Ok(r) => r,
+            Err(e) => return not_a_report(e.to_string()),
+        };
         if !modes.contains(&report.mode) {
             modes.push(report.mode.clone());
         }

@@ -16,4 +16,5 @@ mod process;
 mod reasons;
 mod repeat;
 mod reports;
+mod suites;
 mod symlinks;
