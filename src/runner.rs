@@ -47,6 +47,8 @@ pub struct Settings {
     pub record: Option<crate::recording::RecordMode>,
     /// `--drift`: `Some`, with what `--fail-on-drift` fails on, if anything.
     pub drift: Option<Option<crate::drift::FailOn>>,
+    /// The progress bar, on a terminal.
+    pub progress: Option<std::sync::Arc<crate::report::progress::Progress>>,
 }
 
 impl Settings {
@@ -120,7 +122,15 @@ pub fn run_fixtures(
                 let result = if process::interrupted().is_some() {
                     None
                 } else {
-                    run_one(settings, turn, &fixtures[f])
+                    let id = &fixtures[f].id;
+                    if let Some(p) = &settings.progress {
+                        p.started(id);
+                    }
+                    let r = run_one(settings, turn, &fixtures[f]);
+                    if let Some(p) = &settings.progress {
+                        p.finished(id, r.as_ref().is_some_and(|r| r.verdict.is_ok()));
+                    }
+                    r
                 };
                 if tx.send((f, run, result)).is_err() {
                     break;

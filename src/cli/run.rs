@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub fn run(args: RunArgs) -> u8 {
     crate::signals::install();
     crate::process::tree::become_subreaper();
-    let settings = match resolve(&args) {
+    let mut settings = match resolve(&args) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -74,7 +74,11 @@ pub fn run(args: RunArgs) -> u8 {
     if github {
         reporters = reporters.with_github(settings.cwd.clone());
     }
+    settings.progress = crate::report::progress::Progress::start(selected * runs);
     let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
+    if let Some(p) = &settings.progress {
+        p.stop();
+    }
     crate::process::tree::sweep_orphans();
     if let Err(e) = synced {
         eprintln!("warning: the run records may not have reached the disk: {e}");
@@ -197,6 +201,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
         repeat: args.repeat,
+        progress: None,
         drift: (args.drift || args.fail_on_drift.is_some()).then_some(match args.fail_on_drift {
             Some(super::args::FailOnDriftArg::Schema) => Some(crate::drift::FailOn::Schema),
             Some(super::args::FailOnDriftArg::Any) => Some(crate::drift::FailOn::Any),

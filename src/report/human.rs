@@ -26,6 +26,7 @@ impl Human {
     /// Prints the result's line (none for a skipped fixture) and keeps what the end needs.
     pub fn add(&mut self, mut r: FixtureResult) {
         if r.verdict != Verdict::Skipped {
+            super::progress::clear();
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "{}", line(&r));
             let _ = stdout.flush();
