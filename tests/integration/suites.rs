@@ -226,3 +226,43 @@ fn github_annotations_point_at_the_failing_checks_line() {
         .output();
     assert!(asked.stdout.contains("::error file="), "{}", asked.stdout);
 }
+
+#[test]
+fn the_progress_bar_shows_on_a_terminal_only() {
+    let p = TestProject::new();
+    suite(&p);
+    let piped = p.cmd().args(&["run", "fixtures", "--jobs", "2"]).output();
+    assert!(
+        !piped.stderr.contains('\r') && !piped.stderr.contains("\x1b["),
+        "{:?}",
+        piped.stderr
+    );
+    // A real terminal: `script` gives the run a pseudo-terminal for stdout and stderr.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let log = p.path().join("tty.log");
+    let cmd = format!(
+        "{} run fixtures --jobs 1 --agent rust=\"sh -c 'sleep 0.15; exec {}'\"",
+        crate::project::bin().display(),
+        crate::project::rust_agent().display()
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &cmd])
+        .arg(&log)
+        .current_dir(p.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let tty = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        tty.contains("/13 ") && tty.contains("running: suite/f"),
+        "{tty:?}"
+    );
+}
