@@ -207,6 +207,8 @@ mod tests {
             usage: Default::default(),
             recording: None,
             drift: Vec::new(),
+            timeline: Vec::new(),
+            changes: Vec::new(),
             reasons: codes
                 .iter()
                 .map(|c| Reason::new(*c, "c", "", "m"))

@@ -47,6 +47,8 @@ pub struct Settings {
     pub record: Option<crate::recording::RecordMode>,
     /// `--drift`: `Some`, with what `--fail-on-drift` fails on, if anything.
     pub drift: Option<Option<crate::drift::FailOn>>,
+    /// `--html`: results carry their timeline and workspace changes.
+    pub timeline: bool,
     /// The progress bar, on a terminal.
     pub progress: Option<std::sync::Arc<crate::report::progress::Progress>>,
 }
@@ -73,6 +75,9 @@ pub struct FixtureResult {
     pub recording: Option<crate::recording::Change>,
     /// `--drift`: each recorded read sent live, and what changed (§12).
     pub drift: Vec<crate::drift::Drift>,
+    /// Under `--html` only: every call of the run, and the workspace's changes.
+    pub timeline: Vec<crate::report::html::CallView>,
+    pub changes: Vec<(String, String)>,
     pub reasons: Vec<Reason>,
     /// Tails of the agent's output, for the human report of failures.
     pub stdout_tail: String,
@@ -176,6 +181,8 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         usage: Default::default(),
         recording: None,
         drift: Vec::new(),
+        timeline: Vec::new(),
+        changes: Vec::new(),
         reasons: vec![Reason::new(ReasonCode::Skipped, check, "", message)],
         stdout_tail: String::new(),
         stderr_tail: String::new(),
@@ -524,6 +531,8 @@ impl<'a> Run<'a> {
             usage: Default::default(),
             recording: None,
             drift: Vec::new(),
+            timeline: Vec::new(),
+            changes: Vec::new(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),
@@ -809,6 +818,19 @@ impl<'a> Run<'a> {
             usage,
             recording,
             drift: transcript.drift.clone(),
+            timeline: if settings.timeline {
+                timeline(fixture, &transcript)
+            } else {
+                Vec::new()
+            },
+            changes: if settings.timeline {
+                changes
+                    .iter()
+                    .map(|c| (c.path.clone(), c.kind.as_str().to_string()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             reasons,
             stdout_tail: tail_text(&outcome, false),
             stderr_tail: tail_text(&outcome, true),
@@ -817,6 +839,73 @@ impl<'a> Run<'a> {
             repeats: None,
         })
     }
+}
+
+/// Every call of a run as the HTML report shows it, answers from the cassette.
+fn timeline(
+    fixture: &Fixture,
+    transcript: &crate::transcript::Transcript,
+) -> Vec<crate::report::html::CallView> {
+    use crate::transcript::CallOutcome;
+    let cassette = fixture.cassette_or_empty();
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    transcript
+        .calls
+        .iter()
+        .map(|c| {
+            let mut view = crate::report::html::CallView {
+                at_ms: c.at_ms,
+                name: match &c.server {
+                    Some(s) => format!("{s}/{}", c.tool),
+                    None => c.tool.clone(),
+                },
+                effect: c.effect.as_str(),
+                arguments: pretty(&c.arguments),
+                ..Default::default()
+            };
+            view.outcome = match &c.outcome {
+                CallOutcome::Replayed { index, .. } => {
+                    let it = &cassette.interactions[*index];
+                    if let Some(r) = &it.result {
+                        view.answer = serde_json::from_str::<serde_json::Value>(r.get())
+                            .map(|v| pretty(&v))
+                            .unwrap_or_else(|_| r.get().to_string());
+                    }
+                    if let Some(h) = &it.http {
+                        let resp = &h.response;
+                        view.answer = match (&resp.body, &resp.body_text) {
+                            (Some(b), _) => serde_json::from_str::<serde_json::Value>(b.get())
+                                .map(|v| pretty(&v))
+                                .unwrap_or_default(),
+                            (None, Some(t)) => t.clone(),
+                            _ => String::new(),
+                        };
+                        view.events = resp
+                            .events
+                            .iter()
+                            .flatten()
+                            .map(|e| e.data.clone())
+                            .collect();
+                    }
+                    format!("replayed `{}`", it.id)
+                }
+                CallOutcome::Unrecorded { blocked: true, .. } => "blocked (unrecorded)".into(),
+                CallOutcome::Unrecorded { .. } => "refused (unrecorded)".into(),
+                CallOutcome::NotAllowed => "refused (not in tool_allowlist)".into(),
+                CallOutcome::Forwarded { is_error } => {
+                    format!("answered live{}", if *is_error { " (error)" } else { "" })
+                }
+                CallOutcome::Unavailable { message } => format!("live unavailable: {message}"),
+            };
+            if let Some(h) = &c.http {
+                view.status = Some(h.status);
+                view.input_tokens = h.input_tokens;
+                view.output_tokens = h.output_tokens;
+                view.latency_ms = h.latency_ms;
+            }
+            view
+        })
+        .collect()
 }
 
 /// `--fail-on-drift`: one `drift` reason per interaction whose live answer changed so.

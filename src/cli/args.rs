@@ -70,6 +70,9 @@ pub struct MergeArgs {
     /// Write the merged JUnit XML report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write the merged self-contained HTML report here
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +304,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report to FILE
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write one self-contained HTML report to FILE (calls, reasons, diffs, changes)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Fixtures run at once [default: number of cores]
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -393,6 +399,7 @@ impl RunArgs {
             fail_on_drift: None,
             partition: None,
             message_format: None,
+            html: None,
         }
     }
 }

@@ -108,6 +108,16 @@ pub fn merge(args: MergeArgs) -> u8 {
             return crate::exit::USAGE;
         }
     }
+    if let Some(path) = &args.html {
+        let mut html = crate::report::html::HtmlReport::create(path, &merged.mode);
+        for r in &results {
+            html.add(r);
+        }
+        if let Err(e) = html.finish() {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return crate::exit::USAGE;
+        }
+    }
     if summary.all_ok() {
         crate::exit::OK
     } else {
@@ -127,6 +137,8 @@ fn result_of(e: &FixtureEntry) -> FixtureResult {
         usage: e.usage,
         recording: e.recording,
         drift: Vec::new(),
+        timeline: Vec::new(),
+        changes: Vec::new(),
         reasons: e.reasons.clone(),
         stdout_tail: String::new(),
         stderr_tail: String::new(),

@@ -74,6 +74,9 @@ pub fn run(args: RunArgs) -> u8 {
     if github {
         reporters = reporters.with_github(settings.cwd.clone());
     }
+    if let Some(path) = &args.html {
+        reporters = reporters.with_html(path, settings.mode.as_str());
+    }
     settings.progress = crate::report::progress::Progress::start(selected * runs);
     let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
     if let Some(p) = &settings.progress {
@@ -202,6 +205,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         code_version,
         repeat: args.repeat,
         progress: None,
+        timeline: args.html.is_some(),
         drift: (args.drift || args.fail_on_drift.is_some()).then_some(match args.fail_on_drift {
             Some(super::args::FailOnDriftArg::Schema) => Some(crate::drift::FailOn::Schema),
             Some(super::args::FailOnDriftArg::Any) => Some(crate::drift::FailOn::Any),

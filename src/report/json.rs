@@ -156,6 +156,8 @@ mod tests {
             usage: Default::default(),
             recording: None,
             drift: Vec::new(),
+            timeline: Vec::new(),
+            changes: Vec::new(),
             reasons,
             stdout_tail: String::new(),
             stderr_tail: String::new(),

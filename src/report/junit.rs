@@ -207,6 +207,8 @@ mod tests {
             usage: Default::default(),
             recording: None,
             drift: Vec::new(),
+            timeline: Vec::new(),
+            changes: Vec::new(),
             reasons: vec![Reason::new(code, "check", "/p", "a <message> & \"more\"")],
             stdout_tail: String::new(),
             stderr_tail: String::new(),

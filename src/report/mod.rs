@@ -6,6 +6,7 @@
 //! temporary file ([`spool`]), and all keep counts for the summary ([`Reporters`]).
 
 pub mod github;
+pub mod html;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -63,6 +64,7 @@ pub struct Reporters {
     human: human::Human,
     json: Option<json::JsonReport>,
     junit: Option<junit::JunitReport>,
+    html: Option<html::HtmlReport>,
     /// `--message-format github`: annotations, paths relative to this directory.
     github: Option<std::path::PathBuf>,
 }
@@ -79,8 +81,15 @@ impl Reporters {
             human: human::Human::default(),
             json: json.map(|p| json::JsonReport::create(p, mode)),
             junit: junit.map(junit::JunitReport::create),
+            html: None,
             github: None,
         }
+    }
+
+    /// Also writes the self-contained HTML report to `path` at the end.
+    pub fn with_html(mut self, path: &std::path::Path, mode: &str) -> Reporters {
+        self.html = Some(html::HtmlReport::create(path, mode));
+        self
     }
 
     /// Also prints GitHub annotations, with paths relative to `cwd`.
@@ -96,6 +105,9 @@ impl Reporters {
         }
         if let Some(j) = &mut self.junit {
             j.add(&r);
+        }
+        if let Some(h) = &mut self.html {
+            h.add(&r);
         }
         if let Some(cwd) = &self.github {
             use std::io::Write;
@@ -114,6 +126,15 @@ impl Reporters {
             if let Err(e) = j.finish() {
                 eprintln!(
                     "error: cannot write the JSON report {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        if let Some(h) = self.html {
+            let path = h.path().to_path_buf();
+            if let Err(e) = h.finish() {
+                eprintln!(
+                    "error: cannot write the HTML report {}: {e}",
                     path.display()
                 );
             }

@@ -266,3 +266,60 @@ fn the_progress_bar_shows_on_a_terminal_only() {
         "{tty:?}"
     );
 }
+
+#[test]
+fn html_report_is_one_self_contained_file_with_the_calls_reasons_and_changes() {
+    let p = TestProject::new();
+    p.script_fixture(
+        "html/case",
+        json!([
+            {"call": "search", "arguments": {"q": "<b>rust</b>"}},
+            {"call": "send_email", "arguments": {"to": "x@example.com"}},
+            {"write": "out/note.md", "content": "hi"},
+            {"close": "succeeded"}
+        ]),
+        json!({"status": ["succeeded"]}),
+        json!([{"id": "s1", "tool": "search", "effect": "read", "arguments": {"q": "<b>rust</b>"},
+                "result": {"content": [{"type": "text", "text": "3 hits"}], "isError": false}}]),
+    );
+    let out = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--jobs",
+            "1",
+            "--html",
+            "report.html",
+            "--json",
+            "r.json",
+        ])
+        .output();
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let html = p.read("report.html");
+    assert!(html.starts_with("<!doctype html>"));
+    for needed in [
+        "html/case",
+        "FAILED",
+        "forbidden_call",
+        "replayed `s1`",
+        "refused (not in tool_allowlist)",
+        "<code>send_email</code>",
+        "&lt;b&gt;rust&lt;/b&gt;", // arguments, escaped
+        "3 hits",                  // the recorded answer, unfolding on click
+        "<details>",
+        "out/note.md",               // the workspace change
+        "Agent stderr (last lines)", // the stderr tail (the agent prints each reply there)
+    ] {
+        assert!(html.contains(needed), "the HTML report lacks {needed:?}");
+    }
+    for external in ["<script src", "<link", "src=\"http", "@import"] {
+        assert!(!html.contains(external), "the HTML report loads {external}");
+    }
+    let merged = p
+        .cmd()
+        .args(&["merge", "r.json", "--html", "merged.html"])
+        .output();
+    assert_eq!(merged.code, 1);
+    assert!(p.read("merged.html").contains("forbidden_call"));
+}
