@@ -77,9 +77,9 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#2
 fn fixture(r: &FixtureResult) -> String {
     let v = r.verdict.as_str();
     let mut o = String::new();
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<section class=\"fixture\"><details{}><summary><b class=\"{v}\">{}</b> {} <small>{:.3}s, {} call(s){}</small></summary>\n",
+        "<section class=\"fixture\"><details{}><summary><b class=\"{v}\">{}</b> {} <small>{:.3}s, {} call(s){}</small></summary>",
         if matches!(r.verdict, Verdict::Passed | Verdict::Skipped) { "" } else { " open" },
         v.to_uppercase(),
         esc(&r.id),
@@ -111,13 +111,16 @@ fn fixture(r: &FixtureResult) -> String {
     }
     let u = &r.usage;
     if u.model_calls > 0 {
-        let _ =
-            write!(
+        let _ = writeln!(
             o,
-            "<p>Model calls: {}, input tokens {}, output tokens {}, recorded latency {} ms</p>\n",
+            "<p>Model calls: {}, input tokens {}, output tokens {}, recorded latency {} ms</p>",
             u.model_calls,
-            u.input_tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".into()),
-            u.output_tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".into()),
+            u.input_tokens
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "–".into()),
+            u.output_tokens
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "–".into()),
             u.model_latency_ms
         );
     }
@@ -174,9 +177,9 @@ fn fixture(r: &FixtureResult) -> String {
         o.push_str("</ul>\n");
     }
     if !r.stderr_tail.trim().is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             o,
-            "<h3>Agent stderr (last lines)</h3><pre>{}</pre>\n",
+            "<h3>Agent stderr (last lines)</h3><pre>{}</pre>",
             esc(&r.stderr_tail)
         );
     }
