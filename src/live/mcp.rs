@@ -23,6 +23,8 @@ pub struct McpUpstream {
     pub tools: Vec<Value>,
     conn: Mutex<Conn>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Set once its stderr reached end of file (all of it is in `stderr`).
+    stderr_done: Arc<std::sync::atomic::AtomicBool>,
     timeout: Duration,
     display: String,
 }
@@ -63,7 +65,8 @@ impl McpUpstream {
         let stdout = child.stdout.take().expect("piped");
         let mut err = child.stderr.take().expect("piped");
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
+        let stderr_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, done) = (stderr.clone(), stderr_done.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
@@ -78,6 +81,7 @@ impl McpUpstream {
                     s.drain(..cut);
                 }
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -100,6 +104,7 @@ impl McpUpstream {
                 next_id: 1,
             }),
             stderr,
+            stderr_done,
             timeout,
             display: command.display.clone(),
         };
@@ -215,6 +220,13 @@ impl McpUpstream {
                     )));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    // Gone: its last words are on their way through the stderr thread.
+                    let until = Instant::now() + Duration::from_millis(500);
+                    while !self.stderr_done.load(std::sync::atomic::Ordering::SeqCst)
+                        && Instant::now() < until
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                     let status = conn.child.try_wait().ok().flatten();
                     drop(conn);
                     let how = match status {
