@@ -281,7 +281,8 @@ pub struct ImportArgs {
 pub enum ModeArg {
     /// Replay recorded calls; refuse everything else (default)
     Cassette,
-    /// Replay, and forward unrecorded reads to the real HTTP upstreams (tools: not yet)
+    /// Replay, and forward unrecorded reads to their live backends ([live.tools], [live.mcp],
+    /// HTTP upstreams); writes only where `allow_writes = true`
     Live,
     /// Replay only, inside OS isolation
     Strict,

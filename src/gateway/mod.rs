@@ -145,10 +145,22 @@ impl Session {
             "tools/call" => self.call_tool(params),
             "tools/list" => {
                 let server = params.get("server").and_then(Value::as_str);
-                let tools = match server {
+                let mut tools = match server {
                     None => self.allowed_tools().iter().map(|t| self.cassette.definition(t)).collect::<Vec<_>>(),
                     Some(_) => self.cassette.definitions_via(server, self.allowed_tools()),
                 };
+                // Live mode: what the upstream serves and the cassette does not know yet,
+                // so a session can be recorded from an empty cassette.
+                if let (Mode::Live, Some(live), Some(name)) = (self.mode, &self.live, server) {
+                    for (_, listed) in live.upstream_tools().into_iter().filter(|(n, _)| n == name) {
+                        for t in listed {
+                            let named = |v: &Value| v.get("name").cloned();
+                            if !tools.iter().any(|x| named(x) == named(&t)) {
+                                tools.push(t);
+                            }
+                        }
+                    }
+                }
                 raw(json!({ "tools": tools }))
             }
             "run/event" => self.event(params).and_then(raw),
@@ -524,7 +536,7 @@ fn unrecorded_message(
     let cassette = fixture_dir.join("tool_cassettes.json");
     match closest {
         None => format!(
-            "{what}: {} holds no recording of `{tool}`; add an interaction for it, or re-record the fixture from a new production trace with `agent-replay generate` (live re-recording is not in this build)",
+            "{what}: {} holds no recording of `{tool}`; add an interaction for it, or record it from the real tool (`agent-replay run --mode live --record new` with a `[live.tools]` or `[live.mcp]` backend for it)",
             cassette.display()
         ),
         Some(c) if c.used_up() => format!(

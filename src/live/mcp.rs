@@ -175,6 +175,22 @@ impl McpUpstream {
         self.request("tools/call", json!({"name": tool, "arguments": arguments}))
     }
 
+    /// The message for a server whose pipes failed: it is gone or going, so its last
+    /// words are read to their end first.
+    fn gone(&self, what: &str) -> String {
+        self.wait_stderr();
+        self.unavailable(what)
+    }
+
+    /// Waits (briefly) until its stderr reached end of file.
+    fn wait_stderr(&self) {
+        let until = Instant::now() + Duration::from_millis(500);
+        while !self.stderr_done.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn unavailable(&self, what: &str) -> String {
         let mut m = format!(
             "live MCP server [live.mcp.{}] ({}) {what}",
@@ -192,7 +208,7 @@ impl McpUpstream {
         let line = json!({"jsonrpc": "2.0", "method": method, "params": params}).to_string();
         writeln!(conn.stdin, "{line}")
             .and_then(|()| conn.stdin.flush())
-            .map_err(|e| self.unavailable(&format!("cannot be written to ({e})")))
+            .map_err(|e| self.gone(&format!("cannot be written to ({e})")))
     }
 
     /// One request and its response; what the server asks or notifies meanwhile is
@@ -205,7 +221,7 @@ impl McpUpstream {
             json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
         if let Err(e) = writeln!(conn.stdin, "{line}").and_then(|()| conn.stdin.flush()) {
             drop(conn);
-            return Err(self.unavailable(&format!("cannot be written to ({e})")));
+            return Err(self.gone(&format!("cannot be written to ({e})")));
         }
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -220,13 +236,7 @@ impl McpUpstream {
                     )));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    // Gone: its last words are on their way through the stderr thread.
-                    let until = Instant::now() + Duration::from_millis(500);
-                    while !self.stderr_done.load(std::sync::atomic::Ordering::SeqCst)
-                        && Instant::now() < until
-                    {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
+                    self.wait_stderr();
                     let status = conn.child.try_wait().ok().flatten();
                     drop(conn);
                     let how = match status {

@@ -12,6 +12,8 @@ mod generate;
 mod http_live;
 mod http_sdks;
 mod ledger;
+mod live_tools;
+mod mcp;
 mod process;
 mod reasons;
 mod repeat;
