@@ -427,3 +427,92 @@ fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upst
         (Some("failed"), Some(3))
     );
 }
+
+/// `--drift` for HTTP (rule 38): the same machinery as for tools. The recorded answer goes
+/// to the agent, the live one is compared body to body, pointers into the response body.
+#[test]
+fn drift_compares_recorded_http_answers_with_the_live_upstreams() {
+    let p0 = TestProject::new();
+    make_certs(&p0);
+    let up = Upstream::start(&p0, "live answer");
+    let p = project(up.port, true);
+    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
+        p.write(f, &p0.read(f));
+    }
+    let recorded = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--record",
+            "new",
+            "--json",
+            "report.json",
+        ])
+        .report();
+    assert_eq!(
+        recorded.verdict("chat"),
+        "passed",
+        "{}",
+        recorded.out.stdout
+    );
+    // The world moved on since the recording: the recorded answer's `object` and usage
+    // differ from what the upstream says today.
+    let mut cassette: Value =
+        serde_json::from_str(&p.read("fixtures/chat/tool_cassettes.json")).unwrap();
+    let body = &mut cassette["interactions"][0]["http"]["response"]["body"];
+    body["object"] = json!("chat.completion.v0");
+    body["usage"]["prompt_tokens"] = json!("4");
+    p.write_json("fixtures/chat/tool_cassettes.json", &cassette);
+    let before = Upstream::requests(&p0).len();
+
+    let drift = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--drift",
+            "--json",
+            "report.json",
+        ])
+        .report();
+    assert_eq!(drift.verdict("chat"), "passed", "{}", drift.out.stdout);
+    assert_eq!(
+        Upstream::requests(&p0).len(),
+        before + 2,
+        "each recorded read was also sent live"
+    );
+    let entry = &drift.fixture("chat")["drift"];
+    assert_eq!(entry["rec-2"], "same", "{entry}");
+    assert_eq!(
+        entry["rec-1"],
+        json!([
+            {"pointer": "/object", "change": "value_changed", "recorded": "chat.completion.v0", "live": "chat.completion"},
+            {"pointer": "/usage/prompt_tokens", "change": "type_changed", "recorded": "4", "live": 4}
+        ])
+    );
+    assert!(
+        drift.out.stdout.contains("drift: 1 same, 1 changed"),
+        "{}",
+        drift.out.stdout
+    );
+    let schema = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--fail-on-drift",
+            "schema",
+            "--json",
+            "report.json",
+        ])
+        .report();
+    assert_eq!(schema.verdict("chat"), "failed");
+    assert_eq!(schema.codes("chat"), ["drift"]);
+}
