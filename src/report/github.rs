@@ -50,6 +50,48 @@ pub fn annotations(r: &FixtureResult, cwd: &Path) -> String {
     out
 }
 
+/// One row of the job summary's table of fixtures that did not pass.
+pub fn summary_row(r: &FixtureResult) -> String {
+    let first = r
+        .reasons
+        .first()
+        .map(|x| {
+            format!(
+                "`{}` {}",
+                x.code,
+                x.message.replace('|', "\\|").replace('\n', " ")
+            )
+        })
+        .unwrap_or_default();
+    format!("| {} | `{}` | {} |", r.verdict.as_str(), r.id, first)
+}
+
+/// Appends the run's Markdown summary to `$GITHUB_STEP_SUMMARY`.
+pub fn write_job_summary(path: &Path, s: &super::Summary, rows: &[String], seconds: f64) {
+    let mut md = format!(
+        "## agent-replay\n\n{} fixtures in {seconds:.1}s: **{} passed**, {} failed, {} blocked, {} inconclusive, {} degraded, {} skipped\n",
+        s.total, s.passed, s.failed, s.blocked, s.inconclusive, s.degraded, s.skipped
+    );
+    if !rows.is_empty() {
+        md.push_str("\n| verdict | fixture | first reason |\n| --- | --- | --- |\n");
+        for r in rows {
+            md.push_str(r);
+            md.push('\n');
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, md.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot write the job summary {}: {e}",
+            path.display()
+        );
+    }
+}
+
 /// Checks that are keys of expected.json even when the file does not spell them out.
 fn contract_check(check: &str) -> bool {
     !matches!(

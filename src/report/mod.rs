@@ -67,6 +67,8 @@ pub struct Reporters {
     html: Option<html::HtmlReport>,
     /// `--message-format github`: annotations, paths relative to this directory.
     github: Option<std::path::PathBuf>,
+    /// Under GitHub, for the job summary: each fixture that did not pass, a line each.
+    not_passed: Vec<String>,
 }
 
 impl Reporters {
@@ -83,6 +85,7 @@ impl Reporters {
             junit: junit.map(junit::JunitReport::create),
             html: None,
             github: None,
+            not_passed: Vec::new(),
         }
     }
 
@@ -112,6 +115,9 @@ impl Reporters {
         if let Some(cwd) = &self.github {
             use std::io::Write;
             let _ = std::io::stdout().write_all(github::annotations(&r, cwd).as_bytes());
+            if !matches!(r.verdict, Verdict::Passed | Verdict::Skipped) {
+                self.not_passed.push(github::summary_row(&r));
+            }
         }
         self.human.add(r);
     }
@@ -120,6 +126,16 @@ impl Reporters {
     /// then the JSON and JUnit reports. Returns the counts.
     pub fn finish(self, seconds: f64) -> Summary {
         let summary = self.human.summary().clone();
+        if self.github.is_some() {
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                github::write_job_summary(
+                    std::path::Path::new(&path),
+                    &summary,
+                    &self.not_passed,
+                    seconds,
+                );
+            }
+        }
         self.human.finish(seconds);
         if let Some(j) = self.json {
             let path = j.path().to_path_buf();

@@ -62,6 +62,21 @@ fn partitions_split_the_suite_and_merge_joins_it_back_with_runs_exit_status() {
     }
     assert_eq!(all.len(), 13);
 
+    // For every N, the N partitions of either kind hold each fixture exactly once.
+    for n in 1..=7 {
+        for kind in ["hash", "count"] {
+            let mut seen: Vec<String> = Vec::new();
+            for k in 1..=n {
+                let run = p.run(&["--partition", &format!("{kind}:{k}/{n}")]);
+                seen.extend(ids(run.report()));
+            }
+            seen.sort();
+            assert_eq!(seen.len(), 13, "{kind}:_/{n}: {seen:?}");
+            seen.dedup();
+            assert_eq!(seen.len(), 13, "{kind}:_/{n}: a fixture in two partitions");
+        }
+    }
+
     let count = p.run(&["--partition", "count:2/4"]);
     assert_eq!(ids(count.report()), ["suite/f01", "suite/f05", "suite/f09"]);
 
@@ -181,12 +196,20 @@ fn github_annotations_point_at_the_failing_checks_line() {
         json!({"status": ["succeeded"], "tools": {"required": ["search"]}}),
         json!([]),
     );
+    let summary_file = p.path().join("step-summary.md");
     let out = p
         .cmd()
         .args(&["run", "fixtures", "--jobs", "1"])
         .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary_file.display().to_string())
         .output();
     assert_eq!(out.code, 1);
+    let md = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(md.starts_with("## agent-replay\n"), "{md}");
+    assert!(
+        md.contains("| failed | `gh/fails` | `status_mismatch` "),
+        "{md}"
+    );
     let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("::")).collect();
     let expected = p.read("fixtures/gh/fails/expected.json");
     let line_of = |key: &str| {
