@@ -536,7 +536,7 @@ fn unrecorded_message(
     let cassette = fixture_dir.join("tool_cassettes.json");
     match closest {
         None => format!(
-            "{what}: {} holds no recording of `{tool}`; add an interaction for it, or record it from the real tool (`agent-replay run --mode live --record new` with a `[live.tools]` or `[live.mcp]` backend for it)",
+            "{what}: {} holds no recording of `{tool}`; add an interaction for it, record it from the real tool (`agent-replay run --mode live --record new` with a `[live.tools]` or `[live.mcp]` backend for it), or make the fixture again from a production trace with `agent-replay generate`",
             cassette.display()
         ),
         Some(c) if c.used_up() => format!(

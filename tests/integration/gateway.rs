@@ -395,7 +395,9 @@ fn unrecorded_call_names_the_closest_recording_and_the_next_step() {
     assert_eq!(e["data"]["closest"], Value::Null);
     let msg = e["message"].as_str().unwrap();
     assert!(
-        msg.contains("holds no recording of `fetch_page`") && msg.contains("agent-replay generate"),
+        msg.contains("holds no recording of `fetch_page`")
+            && msg.contains("agent-replay generate")
+            && msg.contains("--mode live --record new"),
         "{msg}"
     );
 
