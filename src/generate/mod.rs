@@ -113,7 +113,7 @@ pub fn read_capture(
     };
     match format {
         TraceFormat::Native | TraceFormat::Auto => native::parse(file, text, allow_lossy),
-        TraceFormat::Otel => otel::parse(file, text),
+        TraceFormat::Otel => otel::parse(file, text, allow_lossy),
         TraceFormat::Mcp => mcp::parse(file, text, allow_lossy),
         TraceFormat::Inspect => inspect::parse(file, text),
     }

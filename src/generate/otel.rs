@@ -77,11 +77,56 @@ fn json_attr(attrs: &Map<String, Value>, key: &str) -> Option<Value> {
     })
 }
 
+/// Whether a span ended in error: `status.code` 2, written as a number, a numeric string
+/// or protobuf's enum name (`STATUS_CODE_ERROR`), or an `error.type` attribute.
+fn failed(span: &Value, attrs: &Map<String, Value>) -> bool {
+    let code = span.pointer("/status/code");
+    attrs.contains_key("error.type")
+        || code.and_then(Value::as_i64) == Some(2)
+        || code
+            .and_then(Value::as_str)
+            .is_some_and(|c| c == "2" || c == "STATUS_CODE_ERROR")
+}
+
+/// Why a span failed: its status message, else its `exception` event's message, else its
+/// `error.type`.
+fn failure_message(span: &Value, attrs: &Map<String, Value>) -> Option<String> {
+    let status = span
+        .pointer("/status/message")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
+    let exception = || {
+        span.get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.get("name").and_then(Value::as_str) == Some("exception"))
+            .find_map(|e| {
+                let a = attributes(e);
+                let msg = a
+                    .get("exception.message")
+                    .and_then(Value::as_str)?
+                    .to_string();
+                Some(match a.get("exception.type").and_then(Value::as_str) {
+                    Some(t) => format!("{t}: {msg}"),
+                    None => msg,
+                })
+            })
+    };
+    status.or_else(exception).or_else(|| {
+        attrs
+            .get("error.type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
 pub fn is_otel(text: &str) -> bool {
     text.trim_start().starts_with('{') && text.contains("\"resourceSpans\"")
 }
 
-pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
+pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, TraceError> {
     let mut all = Vec::new();
     match serde_json::from_str::<Value>(text) {
         Ok(doc) => spans(&doc, &mut all),
@@ -108,6 +153,10 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
     });
     let mut cap = Capture::default();
     let mut agent_span: Option<(Map<String, Value>, Value)> = None;
+    // Frameworks that put the model exchange on `chat` spans (pydantic-ai): the first one's
+    // model and input, the last one's output.
+    let mut first_chat: Option<Map<String, Value>> = None;
+    let mut last_chat: Option<Map<String, Value>> = None;
     for span in &all {
         let attrs = attributes(span);
         let op = attrs
@@ -125,19 +174,27 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
                         format!("execute_tool span {name:?} has no gen_ai.tool.name"),
                     )
                 })?;
-            let is_error = attrs.contains_key("error.type")
-                || span.pointer("/status/code").and_then(Value::as_i64) == Some(2);
-            let result = json_attr(&attrs, "gen_ai.tool.call.result").unwrap_or(Value::Null);
-            let result = match (result, attrs.get("error.type")) {
-                (Value::Null, Some(e)) => {
-                    json!({"content": [{"type": "text", "text": format!("error: {}", e.as_str().unwrap_or("error"))}], "isError": true})
+            let is_error = failed(span, &attrs);
+            let arguments = json_attr(&attrs, "gen_ai.tool.call.arguments");
+            let result = json_attr(&attrs, "gen_ai.tool.call.result");
+            // Exported without message content (the conventions' default): the call's
+            // arguments and answer are not in the trace, so a fixture would not describe it.
+            if arguments.is_none() && result.is_none() && !is_error && !allow_lossy {
+                return Err(TraceError::file(
+                    file,
+                    format!("lossy trace: execute_tool span {name:?} ({tool}) has neither gen_ai.tool.call.arguments nor gen_ai.tool.call.result — the trace was exported without message content; export with content capture on, or pass --allow-lossy"),
+                ));
+            }
+            let result = match (result, is_error) {
+                (None | Some(Value::Null), true) => {
+                    let why = failure_message(span, &attrs).unwrap_or_else(|| "error".into());
+                    json!({"content": [{"type": "text", "text": format!("error: {why}")}], "isError": true})
                 }
-                (r, _) => as_call_tool_result(r, is_error),
+                (r, _) => as_call_tool_result(r.unwrap_or(Value::Null), is_error),
             };
             cap.calls.push(CapturedCall {
                 tool: tool.to_string(),
-                arguments: json_attr(&attrs, "gen_ai.tool.call.arguments")
-                    .unwrap_or_else(|| json!({})),
+                arguments: arguments.unwrap_or_else(|| json!({})),
                 result,
                 effect: None,
                 server: None,
@@ -145,10 +202,26 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
         } else if (op == "invoke_agent" || name.starts_with("invoke_agent")) && agent_span.is_none()
         {
             agent_span = Some((attrs, span.clone()));
+        } else if op == "chat" || name.starts_with("chat ") {
+            if first_chat.is_none() {
+                first_chat = Some(attrs.clone());
+            }
+            last_chat = Some(attrs);
         }
     }
     let (attrs, span) = agent_span.unwrap_or_default();
-    let text_attr = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_string);
+    let (first_chat, last_chat) = (
+        first_chat.unwrap_or_default(),
+        last_chat.unwrap_or_default(),
+    );
+    let text_attr = |k: &str| {
+        attrs
+            .get(k)
+            .or_else(|| first_chat.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let json_of = |k: &str| json_attr(&attrs, k).or_else(|| json_attr(&first_chat, k));
     let agent = text_attr("gen_ai.agent.name").unwrap_or_else(|| "agent".into());
     let task_id = text_attr("agent_replay.task_id")
         .or_else(|| text_attr("gen_ai.conversation.id"))
@@ -159,8 +232,11 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
         })
         .unwrap_or_else(|| "otel-run".into());
     let mut task = Map::new();
-    if let Some(m) = json_attr(&attrs, "gen_ai.input.messages") {
+    if let Some(m) = json_of("gen_ai.input.messages") {
         task.insert("messages".into(), m);
+    }
+    if let Some(i) = json_of("gen_ai.system_instructions") {
+        task.insert("instructions".into(), i);
     }
     cap.envelope = json!({
         "format": "agent-replay/input@1",
@@ -170,15 +246,31 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
         "task": task,
     });
     if span.is_object() {
-        let failed = attrs.contains_key("error.type")
-            || span.pointer("/status/code").and_then(Value::as_i64) == Some(2);
+        let failed = failed(&span, &attrs);
+        // The run's final output: the agent span's, else pydantic-ai's `final_result`,
+        // else the last model answer.
+        let mut output = Map::new();
+        if let Some(m) = json_attr(&attrs, "gen_ai.output.messages")
+            .or_else(|| json_attr(&last_chat, "gen_ai.output.messages"))
+        {
+            output.insert("messages".into(), m);
+        }
+        if let Some(r) = json_attr(&attrs, "final_result") {
+            output.insert("final_result".into(), r);
+        }
         cap.close = Some(CapturedClose {
             status: if failed { "failed" } else { "succeeded" }.into(),
-            output: json_attr(&attrs, "gen_ai.output.messages")
-                .map(|m| json!({"messages": m}))
-                .unwrap_or(Value::Null),
+            output: if output.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(output)
+            },
             failure_class: text_attr("agent_replay.failure_class"),
-            failure_reason: text_attr("error.type"),
+            failure_reason: if failed {
+                failure_message(&span, &attrs)
+            } else {
+                None
+            },
             at: None,
         });
     } else {
@@ -193,4 +285,68 @@ pub fn parse(file: &str, text: &str) -> Result<Capture, TraceError> {
         ));
     }
     Ok(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> Value {
+        json!({"key": k, "value": {"stringValue": v}})
+    }
+
+    fn doc(spans: Vec<Value>) -> String {
+        json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}).to_string()
+    }
+
+    #[test]
+    fn reads_what_frameworks_put_on_chat_spans_and_protobuf_style_errors() {
+        let text = doc(vec![
+            json!({"name": "invoke_agent shop", "startTimeUnixNano": "1",
+                   "attributes": [kv("gen_ai.agent.name", "shop"), kv("final_result", "{\"saved\": \"out/report.md\"}")],
+                   "status": {"code": "STATUS_CODE_ERROR", "message": "the run gave up"}}),
+            json!({"name": "chat gpt-4.1", "startTimeUnixNano": "2",
+                   "attributes": [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "gpt-4.1"),
+                                  kv("gen_ai.input.messages", "[{\"role\":\"user\",\"content\":\"price of A\"}]"),
+                                  kv("gen_ai.system_instructions", "[{\"type\":\"text\",\"content\":\"be brief\"}]")]}),
+            json!({"name": "execute_tool price", "startTimeUnixNano": "3",
+                   "attributes": [kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", "price"),
+                                  kv("gen_ai.tool.call.arguments", "{\"sku\":\"A\"}")],
+                   "status": {"code": "STATUS_CODE_ERROR"},
+                   "events": [{"name": "exception", "attributes": [kv("exception.type", "KeyError"), kv("exception.message", "no such SKU")]}]}),
+            json!({"name": "chat gpt-4.1", "startTimeUnixNano": "4",
+                   "attributes": [kv("gen_ai.operation.name", "chat"),
+                                  kv("gen_ai.output.messages", "[{\"role\":\"assistant\",\"content\":\"saved\"}]")]}),
+        ]);
+        let cap = parse("t.json", &text, false).unwrap();
+        assert_eq!(cap.envelope["model"], "gpt-4.1");
+        assert_eq!(cap.envelope["task"]["messages"][0]["content"], "price of A");
+        assert_eq!(
+            cap.envelope["task"]["instructions"][0]["content"],
+            "be brief"
+        );
+        let call = &cap.calls[0];
+        assert_eq!(call.result["isError"], true);
+        assert_eq!(
+            call.result["content"][0]["text"],
+            "error: KeyError: no such SKU"
+        );
+        let close = cap.close.unwrap();
+        assert_eq!(close.status, "failed");
+        assert_eq!(close.failure_reason.as_deref(), Some("the run gave up"));
+        assert_eq!(close.output["final_result"]["saved"], "out/report.md");
+        assert_eq!(close.output["messages"][0]["content"], "saved");
+    }
+
+    #[test]
+    fn a_trace_without_message_content_is_lossy() {
+        let text = doc(vec![json!({"name": "execute_tool search", "attributes": [
+            kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", "search")]})]);
+        let e = parse("t.json", &text, false).unwrap_err().to_string();
+        assert!(
+            e.contains("lossy trace") && e.contains("--allow-lossy"),
+            "{e}"
+        );
+        assert!(parse("t.json", &text, true).is_ok());
+    }
 }
