@@ -307,15 +307,7 @@ async fn handle(
         (HttpAnswer::Recorded(_), Some(r)) => recorded_reply(r, ctx.speed),
         (HttpAnswer::Unrecorded(body), _) => unrecorded_reply(body),
         (HttpAnswer::Forward(pending), _) => {
-            let out = outgoing(method, url, headers, body, upstream.as_ref());
-            let answer = match ctx.client_config(upstream.as_ref()) {
-                Ok(tls) => super::live::forward(out, tls).await,
-                Err(e) => Err(e),
-            };
-            let name = upstream
-                .as_ref()
-                .map(|u| u.name.clone())
-                .unwrap_or_else(|| "(the host itself)".into());
+            let (answer, name) = send_live(&ctx, method, url, headers, body, upstream).await;
             let finished = ctx
                 .session
                 .lock()
@@ -333,15 +325,7 @@ async fn handle(
             }
         }
         (HttpAnswer::RecordedDrift(i, pending), Some(r)) => {
-            let out = outgoing(method, url, headers, body, upstream.as_ref());
-            let answer = match ctx.client_config(upstream.as_ref()) {
-                Ok(tls) => super::live::forward(out, tls).await,
-                Err(e) => Err(e),
-            };
-            let name = upstream
-                .as_ref()
-                .map(|u| u.name.clone())
-                .unwrap_or_else(|| "(the host itself)".into());
+            let (answer, name) = send_live(&ctx, method, url, headers, body, upstream).await;
             ctx.session
                 .lock()
                 .expect("session lock")
@@ -352,6 +336,27 @@ async fn handle(
             unreachable!("a recorded answer has its response")
         }
     }
+}
+
+/// Sends the request to its live upstream (a forward, or under `--drift` a comparison);
+/// the answer and the upstream's name for messages.
+async fn send_live(
+    ctx: &Ctx,
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    upstream: Option<Upstream>,
+) -> (Result<crate::fixture::format::HttpResponse, String>, String) {
+    let out = outgoing(method, url, headers, body, upstream.as_ref());
+    let answer = match ctx.client_config(upstream.as_ref()) {
+        Ok(tls) => super::live::forward(out, tls).await,
+        Err(e) => Err(e),
+    };
+    let name = upstream
+        .map(|u| u.name)
+        .unwrap_or_else(|| "(the host itself)".into());
+    (answer, name)
 }
 
 /// The request the live upstream gets: the agent's own bytes and headers without its

@@ -90,8 +90,9 @@ fn project(port: u16, ca_file: bool) -> TestProject {
     p
 }
 
-#[test]
-fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_without_it() {
+/// The upstream answering "live answer" (its certificates and request log in `p0`) and a
+/// project `p` whose config trusts it through `ca_file`.
+fn trusted_upstream() -> (TestProject, Upstream, TestProject) {
     // The port is known only once the upstream runs; the config names it.
     let p0 = TestProject::new();
     make_certs(&p0);
@@ -100,6 +101,12 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
     for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
         p.write(f, &p0.read(f));
     }
+    (p0, up, p)
+}
+
+#[test]
+fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_without_it() {
+    let (p0, up, p) = trusted_upstream();
 
     let recorded = p
         .cmd()
@@ -307,13 +314,7 @@ fn live_tls_is_verified_and_writes_are_never_forwarded_unless_allowed() {
 
 #[test]
 fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upstream() {
-    let p0 = TestProject::new();
-    make_certs(&p0);
-    let up = Upstream::start(&p0, "live answer");
-    let p = project(up.port, true);
-    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
-        p.write(f, &p0.read(f));
-    }
+    let (_p0, up, p) = trusted_upstream();
     p.write_json(
         "task.json",
         &json!({"format": "agent-replay/input@1", "task_id": "T-7", "agent": "chat", "task": {"question": "captured?"}}),
@@ -432,13 +433,7 @@ fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upst
 /// to the agent, the live one is compared body to body, pointers into the response body.
 #[test]
 fn drift_compares_recorded_http_answers_with_the_live_upstreams() {
-    let p0 = TestProject::new();
-    make_certs(&p0);
-    let up = Upstream::start(&p0, "live answer");
-    let p = project(up.port, true);
-    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
-        p.write(f, &p0.read(f));
-    }
+    let (p0, _up, p) = trusted_upstream();
     let recorded = p
         .cmd()
         .args(&[

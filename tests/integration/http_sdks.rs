@@ -22,8 +22,7 @@
 
 use crate::project::{bin, redact, repo_root, stable_report};
 use serde_json::{json, Value};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// What a test drives its agents with.
@@ -46,12 +45,7 @@ struct Sdks {
 fn sdks(test: &str, need: Need) -> Option<Sdks> {
     // `CARGO_BIN_EXE_*` is <target>/<profile>/agent-replay; install.sh uses the same
     // <target> ($CARGO_TARGET_DIR, else target/).
-    let target = bin()
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary sits in <target>/<profile>/")
-        .to_path_buf();
-    let (venv, node) = (target.join("sdk-venv"), target.join("sdk-node"));
+    let (venv, node) = crate::project::sdk_dirs();
     let sdks = Sdks {
         python: venv.join("bin/python"),
         node_modules: node.join("node_modules"),
@@ -69,29 +63,11 @@ fn sdks(test: &str, need: Need) -> Option<Sdks> {
         {
             missing.push(node.display().to_string());
         }
-        if which("node").is_none() {
+        if crate::project::which("node").is_none() {
             missing.push("node on PATH".to_string());
         }
     }
-    if missing.is_empty() {
-        return Some(sdks);
-    }
-    let what = format!(
-        "{test}: the pinned SDKs are not installed (missing: {}): run tests/sdk/install.sh",
-        missing.join(", ")
-    );
-    if std::env::var("AGENT_REPLAY_REQUIRE_SDKS").as_deref() == Ok("1") {
-        panic!("{what} (AGENT_REPLAY_REQUIRE_SDKS=1: the SDK tests may not be skipped)");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test.
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {what} ***\n");
-    None
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    crate::project::sdks_present(test, "the pinned SDKs", &missing).then_some(sdks)
 }
 
 /// One `agent-replay run tests/sdk/fixtures/<group> --jobs 2 --json report.json` in a temp

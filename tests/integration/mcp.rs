@@ -28,12 +28,7 @@ struct Mcp {
 /// The installed SDK and servers, or `None` (after a loud SKIPPED line) when missing and
 /// not required. The filesystem server also needs `node`.
 fn mcp(test: &str) -> Option<Mcp> {
-    let target = bin()
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary sits in <target>/<profile>/")
-        .to_path_buf();
-    let (venv, node) = (target.join("sdk-venv"), target.join("sdk-node"));
+    let (venv, node) = crate::project::sdk_dirs();
     let m = Mcp {
         python: venv.join("bin/python"),
         time_server: venv.join("bin/mcp-server-time"),
@@ -53,28 +48,10 @@ fn mcp(test: &str) -> Option<Mcp> {
     if !stamp(&node).is_ok_and(|s| s.contains("server-filesystem")) || !m.filesystem_js.is_file() {
         missing.push(m.filesystem_js.display().to_string());
     }
-    if which("node").is_none() {
+    if crate::project::which("node").is_none() {
         missing.push("node on PATH".to_string());
     }
-    if missing.is_empty() {
-        return Some(m);
-    }
-    let what = format!(
-        "{test}: the pinned MCP SDK and servers are not installed (missing: {}): run tests/sdk/install.sh",
-        missing.join(", ")
-    );
-    if std::env::var("AGENT_REPLAY_REQUIRE_SDKS").as_deref() == Ok("1") {
-        panic!("{what} (AGENT_REPLAY_REQUIRE_SDKS=1: the SDK tests may not be skipped)");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test.
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {what} ***\n");
-    None
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    crate::project::sdks_present(test, "the pinned MCP SDK and servers", &missing).then_some(m)
 }
 
 fn agent_script() -> String {

@@ -36,6 +36,45 @@ pub fn rust_agent() -> PathBuf {
     .clone()
 }
 
+/// Where `tests/sdk/install.sh` installed the pinned SDKs: its virtualenv and its
+/// node_modules prefix, under the binary's target dir ($CARGO_TARGET_DIR, else target/).
+pub fn sdk_dirs() -> (PathBuf, PathBuf) {
+    // `CARGO_BIN_EXE_*` is <target>/<profile>/agent-replay.
+    let target = bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary sits in <target>/<profile>/")
+        .to_path_buf();
+    (target.join("sdk-venv"), target.join("sdk-node"))
+}
+
+/// Whether a test's pinned packages are all there (`missing` is empty). Otherwise it fails
+/// under `AGENT_REPLAY_REQUIRE_SDKS=1` (CI) and elsewhere prints a loud SKIPPED line.
+pub fn sdks_present(test: &str, what: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let what = format!(
+        "{test}: {what} are not installed (missing: {}): run tests/sdk/install.sh",
+        missing.join(", ")
+    );
+    if std::env::var("AGENT_REPLAY_REQUIRE_SDKS").as_deref() == Ok("1") {
+        panic!("{what} (AGENT_REPLAY_REQUIRE_SDKS=1: the SDK tests may not be skipped)");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("\n*** SKIPPED: {what} ***\n\n").as_bytes(),
+    );
+    false
+}
+
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 #[must_use]
 pub struct TestProject {
     dir: tempfile::TempDir,
