@@ -102,7 +102,7 @@ impl ToolCommand {
 
 /// Rule 35: an object with a `content` array is a `CallToolResult`; anything else is its
 /// `structuredContent`.
-pub fn as_result(value: Value) -> Value {
+fn as_result(value: Value) -> Value {
     if value.get("content").is_some_and(Value::is_array) {
         return value;
     }

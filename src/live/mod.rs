@@ -109,10 +109,6 @@ impl Backends {
         Ok(out)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tools.is_empty() && self.mcp.is_empty()
-    }
-
     /// The backend of a call: through MCP server `server`, that server's upstream; else
     /// the tool's command, else an upstream that lists the tool.
     pub fn find(&self, tool: &str, server: Option<&str>) -> Option<Backend> {

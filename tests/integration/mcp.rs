@@ -699,3 +699,72 @@ fn a_live_mcp_server_that_cannot_start_blocks_the_run_naming_its_stderr() {
         );
     }
 }
+
+/// Rule 42 and §13 on the wire, without an SDK: a raw client (started with only `PATH` and
+/// `HOME`, as the SDKs start servers) probes both handshakes through the shim.
+#[test]
+fn the_shim_negotiates_both_handshakes_and_answers_from_the_cassette() {
+    let p = TestProject::new();
+    p.write(
+        "agent-replay.toml",
+        &format!(
+            "[agents.raw]\ncommand = [\"python3\", {:?}]\n",
+            s(&repo_root().join("tests/integration/support/mcp_raw_client.py"))
+        ),
+    );
+    let result = json!({"content": [{"type": "text", "text": "12:00"}],
+                        "structuredContent": {"datetime": "12:00"}, "isError": false});
+    p.fixture(
+        "raw",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "raw", "timeout_seconds": 30, "task": {}}),
+        contract(&p, "raw", json!({"status": ["succeeded"]})),
+        Some(json!({"format": "agent-replay/cassette@1",
+            "tools": [{"name": "get_current_time", "server": "time", "inputSchema": {"type": "object"},
+                       "annotations": {"readOnlyHint": true}},
+                      {"name": "other_servers_tool", "server": "fs"}],
+            "interactions": [{"id": "t1", "tool": "get_current_time", "server": "time",
+                              "arguments": {"timezone": "UTC"}, "result": result}]})),
+    );
+    let run = p.run(&[]);
+    assert_eq!(
+        run.verdict("raw"),
+        "inconclusive",
+        "the Mars call is unrecorded: {}",
+        run.out.stdout
+    );
+    assert_eq!(run.codes("raw"), ["unrecorded_call"]);
+    let out = &seen(&p, "raw")["output"];
+    // initialize: the client's version when the shim speaks it, else the newest it speaks.
+    assert_eq!(out["init_old"]["result"]["protocolVersion"], "2025-03-26");
+    assert_eq!(
+        out["init_unknown"]["result"]["protocolVersion"],
+        "2025-11-25"
+    );
+    assert!(out["init_old"]["result"]["capabilities"]["tools"].is_object());
+    // server/discover: answered for 2026-07-28 only; another version is declined so the
+    // client falls back to initialize.
+    assert_eq!(out["discover_other"]["error"]["code"], -32601);
+    assert_eq!(
+        out["discover"]["result"]["supportedVersions"],
+        json!(["2026-07-28"])
+    );
+    assert_eq!(out["ping"]["result"], json!({"resultType": "complete"}));
+    // tools/list: this server's tools, without the `server` field; not fs's.
+    let tools = out["list"]["result"]["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    assert_eq!(tools[0]["name"], "get_current_time");
+    assert!(tools[0].get("server").is_none());
+    assert_eq!(tools[0]["annotations"]["readOnlyHint"], true);
+    let mut call = out["call"]["result"].clone();
+    assert_eq!(call["resultType"], "complete");
+    call.as_object_mut().unwrap().remove("resultType");
+    assert_eq!(call, result, "the recorded CallToolResult, as recorded");
+    // An unrecorded call is a tool error carrying the gateway's message, not a JSON-RPC error.
+    let refused = &out["unrecorded"]["result"];
+    assert_eq!(refused["isError"], true);
+    assert!(refused["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("unrecorded call to `get_current_time`"));
+    assert_eq!(out["unknown"]["error"]["code"], -32601);
+}
