@@ -21,10 +21,42 @@ pub struct Config {
     pub redact: RedactConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub strict: StrictConfig,
     /// The directory holding the config; relative paths are resolved from here.
     #[serde(skip)]
     #[schemars(skip)]
     pub dir: Option<PathBuf>,
+}
+
+/// `[strict]` (§14).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrictConfig {
+    /// Paths an agent in strict mode may not read, beside the default secrets (`~/.ssh`,
+    /// `~/.aws`, …) and the ledger and fixture directories. `~/` is the harness user's
+    /// home; a relative path is the config directory's.
+    #[serde(default)]
+    pub deny_read: Vec<String>,
+}
+
+impl Config {
+    /// `[strict] deny_read`, as paths.
+    pub fn deny_read(&self) -> Vec<PathBuf> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        self.strict
+            .deny_read
+            .iter()
+            .filter_map(|p| match (p.strip_prefix("~/"), &home) {
+                (Some(rest), Some(h)) => Some(h.join(rest)),
+                (Some(_), None) => None,
+                (None, _) => Some(match &self.dir {
+                    Some(d) => d.join(p),
+                    None => PathBuf::from(p),
+                }),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

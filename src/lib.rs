@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod generate;
 pub mod host;
 pub mod http;
+pub mod isolation;
 pub mod json;
 pub mod ledger;
 pub mod live;

@@ -218,6 +218,8 @@ mod tests {
             output_dropped: 0,
             ledger_error: None,
             repeats: None,
+        isolation: None,
+            isolation: None,
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Settings {
     pub timeline: bool,
     /// The progress bar, on a terminal.
     pub progress: Option<std::sync::Arc<crate::report::progress::Progress>>,
+    /// Strict mode's layers, probed once for the invocation (§14).
+    pub strict: Option<std::sync::Arc<crate::isolation::Strict>>,
 }
 
 impl Settings {
@@ -89,6 +91,8 @@ pub struct FixtureResult {
     pub ledger_error: Option<String>,
     /// Under `--repeat`: how many runs the fixture had and their verdicts.
     pub repeats: Option<crate::repeat::Repeats>,
+    /// Strict mode's layers (§14); `None` in cassette and live mode.
+    pub isolation: Option<crate::isolation::Isolation>,
 }
 
 /// Runs every discovered fixture (each `settings.repeat` times) and hands each result to
@@ -189,6 +193,7 @@ fn skipped(d: &Discovered, message: String, check: &str) -> FixtureResult {
         output_dropped: 0,
         ledger_error: None,
         repeats: None,
+        isolation: None,
     }
 }
 
@@ -329,20 +334,26 @@ fn run_one(settings: &Settings, turn: Turn<'_>, d: &Discovered) -> Option<Fixtur
     };
     run.record.agent_name = Some(fixture.input.agent.clone());
     let mut pre_reasons = Vec::new();
-    if settings.mode == Mode::Strict {
-        let message = "strict mode needs OS isolation (no network but the gateway, no writes outside the workspace), which this build of agent-replay does not provide yet".to_string();
-        if settings.allow_unisolated {
-            pre_reasons.push(Reason::degraded_isolation(format!(
-                "{message}; ran unisolated because of --allow-unisolated"
-            )));
-        } else {
-            let reason = Reason::new(
-                ReasonCode::IsolationUnavailable,
-                "mode",
-                "",
-                format!("{message}; the agent was not started (pass --allow-unisolated to run it anyway, degraded)"),
+    if let Some(strict) = &settings.strict {
+        let missing = strict.probe.missing();
+        if !missing.is_empty() {
+            let message = format!(
+                "strict mode needs OS isolation this machine does not give ({}); `agent-replay doctor` says why",
+                missing.join("; ")
             );
-            return Some(run.finish_without_agent(vec![reason]));
+            if settings.allow_unisolated {
+                pre_reasons.push(Reason::degraded_isolation(format!(
+                    "{message}; ran with the layers it has because of --allow-unisolated"
+                )));
+            } else {
+                let reason = Reason::new(
+                    ReasonCode::IsolationUnavailable,
+                    "mode",
+                    "",
+                    format!("{message}; the agent was not started (pass --allow-unisolated to run it anyway, degraded)"),
+                );
+                return Some(run.finish_without_agent(vec![reason]));
+            }
         }
     }
     run.execute(&fixture, &agent, pre_reasons, turn)
@@ -452,6 +463,7 @@ impl<'a> Run<'a> {
             input_tokens: None,
             output_tokens: None,
             model_latency_ms: None,
+            isolation: settings.strict.as_ref().map(|s| s.isolation()),
             extra: Default::default(),
         };
         Run {
@@ -539,6 +551,7 @@ impl<'a> Run<'a> {
             output_dropped: 0,
             ledger_error: self.ledger_error.take(),
             repeats: None,
+            isolation: self.record.isolation,
         }
     }
 
@@ -651,6 +664,41 @@ impl<'a> Run<'a> {
         let base_env = base_env(&sandbox);
         let mut env = base_env.clone();
         env.extend(endpoint.env(&upstreams, &sandbox.ca_bundle));
+        let confine = match &settings.strict {
+            Some(strict) => {
+                env.push(("TMPDIR".into(), sandbox.tmp.display().to_string()));
+                // The agent's own code is bound back where the mount namespace's tmpfs
+                // would hide it (a project under /tmp).
+                let code: Vec<PathBuf> = std::iter::once(agent.program.as_path())
+                    .chain(agent.args.iter().map(std::path::Path::new))
+                    .map(|p| settings.cwd.join(p))
+                    .filter(|p| p.exists())
+                    .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+                    .collect();
+                let mut keep: Vec<&std::path::Path> = vec![settings.cwd.as_path()];
+                keep.extend(code.iter().map(PathBuf::as_path));
+                let paths = crate::isolation::RunPaths {
+                    run_dir: &sandbox.dir,
+                    writable: vec![&sandbox.workspace, &sandbox.home, &sandbox.tmp],
+                    keep,
+                    port: endpoint.addr.port(),
+                };
+                match strict.confine(&paths, endpoint.namespace_sink()) {
+                    Ok(c) => Some(std::sync::Arc::new(c)),
+                    Err(message) => {
+                        endpoint.stop();
+                        drop(gateway.stop());
+                        return Some(self.finish_without_agent(vec![Reason::new(
+                            ReasonCode::IsolationUnavailable,
+                            "mode",
+                            "",
+                            format!("strict isolation could not be prepared for this run: {message}"),
+                        )]));
+                    }
+                }
+            }
+            None => None,
+        };
         // Placeholders the SDKs insist on; the agent's own `env` may set real-looking ones.
         env.push(("OPENAI_API_KEY".into(), "agent-replay".into()));
         env.push(("ANTHROPIC_API_KEY".into(), "agent-replay".into()));
@@ -688,6 +736,7 @@ impl<'a> Run<'a> {
                 .unwrap_or(Duration::MAX),
             grace: settings.grace,
             run_id: run_id.clone(),
+            confine,
         };
         let slot = turn.take();
         if process::interrupted().is_some() {
@@ -837,6 +886,7 @@ impl<'a> Run<'a> {
             output_dropped: outcome.stdout.dropped() + outcome.stderr.dropped(),
             ledger_error: self.ledger_error.take(),
             repeats: None,
+            isolation: self.record.isolation,
         })
     }
 }

@@ -145,5 +145,6 @@ fn result_of(e: &FixtureEntry) -> FixtureResult {
         output_dropped: 0,
         ledger_error: None,
         repeats: e.repeats.clone(),
+        isolation: e.isolation,
     }
 }

@@ -77,6 +77,15 @@ pub fn run(args: RunArgs) -> u8 {
     if let Some(path) = &args.html {
         reporters = reporters.with_html(path, settings.mode.as_str());
     }
+    if settings.mode == crate::gateway::policy::Mode::Strict {
+        // An agent reads no fixture's contract, and no ledger (§14).
+        let mut deny: Vec<std::path::PathBuf> = fixtures.iter().map(|d| d.dir.clone()).collect();
+        deny.push(settings.ledger.path().to_path_buf());
+        if let Some(c) = &settings.config {
+            deny.extend(c.deny_read());
+        }
+        settings.strict = Some(std::sync::Arc::new(crate::isolation::Strict::new(&deny)));
+    }
     settings.progress = crate::report::progress::Progress::start(selected * runs);
     let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
     if let Some(p) = &settings.progress {
@@ -205,6 +214,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         code_version,
         repeat: args.repeat,
         progress: None,
+        strict: None,
         timeline: args.html.is_some(),
         drift: (args.drift || args.fail_on_drift.is_some()).then_some(match args.fail_on_drift {
             Some(super::args::FailOnDriftArg::Schema) => Some(crate::drift::FailOn::Schema),

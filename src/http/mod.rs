@@ -1,6 +1,7 @@
 //! The per-run HTTP endpoint (§11).
 
 pub mod ca;
+pub mod dns;
 pub mod call;
 pub mod live;
 pub mod server;

@@ -72,6 +72,20 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
+    /// The loops of the listeners adopted from a strict run's network namespace.
+    adopted: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// What a listener of the endpoint serves.
+#[derive(Clone, Copy)]
+enum Listener {
+    /// The endpoint's port: base-URL routes and the forward proxy.
+    Front,
+    /// Port 80 of a strict run's namespace: plain HTTP for whatever host `Host` names.
+    Plain,
+    /// Port 443 there: TLS for whatever host the SNI names, with a leaf from the run's CA.
+    Tls,
 }
 
 impl Endpoint {
@@ -100,11 +114,48 @@ impl Endpoint {
             stop: rx,
             clients: Mutex::default(),
         });
-        let task = rt.spawn(accept_loop(listener, ctx));
+        let task = rt.spawn(accept_loop(listener, ctx.clone(), Listener::Front));
         Ok(Endpoint {
             addr,
             stop: tx,
             task: Some(task),
+            ctx,
+            adopted: Arc::default(),
+        })
+    }
+
+    /// Where a strict run's init sends the sockets it made inside the run's network
+    /// namespace (§14): the endpoint's port, 80 and 443 (TCP), then 53 (UDP, the resolver
+    /// that answers every name with the endpoint). They are served like the endpoint's own.
+    pub fn namespace_sink(&self) -> Box<dyn Fn(Vec<std::os::fd::OwnedFd>) + Send + Sync> {
+        let ctx = self.ctx.clone();
+        let adopted = self.adopted.clone();
+        Box::new(move |sockets| {
+            let rt = runtime();
+            let _guard = rt.enter();
+            let mut tasks = adopted.lock().expect("adopted lock");
+            for (i, fd) in sockets.into_iter().enumerate() {
+                let task = match i {
+                    0..=2 => {
+                        let std_listener = std::net::TcpListener::from(fd);
+                        let _ = std_listener.set_nonblocking(true);
+                        let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                            continue;
+                        };
+                        let kind = [Listener::Front, Listener::Plain, Listener::Tls][i];
+                        rt.spawn(accept_loop(listener, ctx.clone(), kind))
+                    }
+                    _ => {
+                        let std_socket = std::net::UdpSocket::from(fd);
+                        let _ = std_socket.set_nonblocking(true);
+                        let Ok(socket) = tokio::net::UdpSocket::from_std(std_socket) else {
+                            continue;
+                        };
+                        rt.spawn(super::dns::serve(socket, ctx.stop.clone()))
+                    }
+                };
+                tasks.push(task);
+            }
         })
     }
 
@@ -142,9 +193,15 @@ impl Endpoint {
     /// Stops accepting and closes every connection (the agent is gone by now).
     pub fn stop(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = runtime().block_on(task);
-        }
+        let adopted = std::mem::take(&mut *self.adopted.lock().expect("adopted lock"));
+        runtime().block_on(async {
+            if let Some(task) = self.task.take() {
+                let _ = task.await;
+            }
+            for task in adopted {
+                let _ = task.await;
+            }
+        });
     }
 }
 
@@ -154,7 +211,7 @@ impl Drop for Endpoint {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
+async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>, kind: Listener) {
     let mut stop = ctx.stop.clone();
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -169,7 +226,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
                 // Every stream event leaves in its own segment, without a delayed ACK's wait.
                 let _ = stream.set_nodelay(true);
                 let io = Prefixed { prefix: Bytes::new(), inner: stream };
-                conns.spawn(serve(TokioIo::new(io), ctx.clone(), None));
+                match kind {
+                    Listener::Front => conns.spawn(serve(TokioIo::new(io), ctx.clone(), None)),
+                    Listener::Plain => {
+                        conns.spawn(serve(TokioIo::new(io), ctx.clone(), Some(Origin::Host)))
+                    }
+                    Listener::Tls => conns.spawn(serve_tls_by_sni(io, ctx.clone())),
+                };
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -178,11 +241,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
     while conns.join_next().await.is_some() {}
 }
 
-/// Serves one connection; `origin` is `(scheme, authority)` inside a CONNECT tunnel.
+/// Where the requests of a connection go when they do not say it themselves.
+enum Origin {
+    /// Inside a CONNECT tunnel, or a TLS connection to port 443 of a strict run's
+    /// namespace: `(scheme, authority)`, from the CONNECT line or the SNI.
+    Fixed(String, String),
+    /// Port 80 of a strict run's namespace: each request's `Host` header names it.
+    Host,
+}
+
+/// Serves one connection; `origin` is `None` on the endpoint's own port.
 fn serve<I>(
     io: I,
     ctx: Arc<Ctx>,
-    origin: Option<(String, String)>,
+    origin: Option<Origin>,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -211,7 +283,7 @@ type Reply = Response<ReplyBody>;
 async fn handle(
     req: Request<Incoming>,
     ctx: Arc<Ctx>,
-    origin: Option<Arc<(String, String)>>,
+    origin: Option<Arc<Origin>>,
 ) -> Reply {
     if req.method() == Method::CONNECT && origin.is_none() {
         return connect(req, ctx);
@@ -222,8 +294,18 @@ async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let url = match (&origin, uri.scheme_str(), uri.authority()) {
-        (Some(o), _, _) => format!("{}://{}{}", o.0, o.1, path_and_query),
+    let host = || {
+        req.headers()
+            .get(hyper::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let url = match (origin.as_deref(), uri.scheme_str(), uri.authority()) {
+        (Some(Origin::Fixed(scheme, authority)), _, _) => {
+            format!("{scheme}://{authority}{path_and_query}")
+        }
+        (Some(Origin::Host), _, _) => format!("http://{}{path_and_query}", host()),
         (None, Some(_), Some(a)) if a.as_str() != ctx.own && !is_own(a.as_str(), &ctx.own) => {
             uri.to_string()
         }
@@ -469,7 +551,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
         } else {
             format!("{host}:{port}")
         };
-        let origin = Some((scheme.to_string(), authority));
+        let origin = Some(Origin::Fixed(scheme.to_string(), authority));
         if tls {
             let Ok(config) = ctx.ca.server_config(&host) else {
                 return;
@@ -483,6 +565,31 @@ fn connect(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
         }
     });
     Response::new(ReplyBody::empty())
+}
+
+/// A TLS connection to port 443 of a strict run's namespace: the leaf is made for the
+/// host its ClientHello names (a client without SNI, which dialled a bare address, is
+/// dropped: no host, no recording to answer from).
+async fn serve_tls_by_sni(io: Prefixed, ctx: Arc<Ctx>) {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io);
+    let Ok(start) = acceptor.await else {
+        return;
+    };
+    let Some(host) = start.client_hello().server_name().map(str::to_string) else {
+        return;
+    };
+    let Ok(config) = ctx.ca.server_config(&host) else {
+        return;
+    };
+    let Ok(tls_stream) = start.into_stream(config).await else {
+        return;
+    };
+    serve(
+        TokioIo::new(tls_stream),
+        ctx,
+        Some(Origin::Fixed("https".into(), host)),
+    )
+    .await;
 }
 
 /// A connection, with bytes already read from it put back in front, that acknowledges what

@@ -71,6 +71,7 @@ fn empty_record(run_id: String, status: Status) -> RunRecord {
         input_tokens: None,
         output_tokens: None,
         model_latency_ms: None,
+        isolation: None,
         extra: Map::new(),
     }
 }

@@ -105,6 +105,9 @@ pub struct RunRecord {
     pub output_tokens: Option<u64>,
     #[serde(default)]
     pub model_latency_ms: Option<u64>,
+    /// Strict mode's layers (§14); `null` in cassette and live mode.
+    #[serde(default)]
+    pub isolation: Option<crate::isolation::Isolation>,
     /// Anything else a writer added (e.g. `reconciled`); kept, never dropped.
     #[serde(flatten)]
     #[schemars(skip)]

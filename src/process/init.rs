@@ -8,12 +8,12 @@
 //! started are gone. Its death — by SIGKILL from the harness, at the end of the grace
 //! period — makes the kernel kill every process left in the namespace.
 
-use super::launch::{exec_agent, report_and_exit, ChildCtx, ExecPlan, Record, STATUS_FD};
+use super::launch::{exec_agent, report_and_exit, ChildCtx, Record, STATUS_FD};
 
 /// What the agent's child reads before its exec (on the init's stack: the init is
 /// suspended until the exec).
 struct AgentArgs<'a> {
-    plan: &'a ExecPlan,
+    ctx: &'a ChildCtx,
     err_fd: libc::c_int,
 }
 
@@ -21,7 +21,10 @@ extern "C" fn agent_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the AgentArgs of the suspended init; raw system calls only.
     unsafe {
         let args = &*(arg as *const AgentArgs<'_>);
-        exec_agent(args.plan, args.err_fd)
+        if let Err(errno) = args.ctx.restrict() {
+            report_and_exit(args.err_fd, errno);
+        }
+        exec_agent(&args.ctx.plan, args.err_fd)
     }
 }
 
@@ -59,7 +62,7 @@ pub(super) unsafe fn run(ctx: &ChildCtx) -> ! {
         report_and_exit(STATUS_FD, libc::EINVAL)
     };
     let args = AgentArgs {
-        plan: &ctx.plan,
+        ctx,
         err_fd: exec_pipe[1],
     };
     // Suspended until the agent execs (or fails to): then the exec pipe holds the answer.

@@ -85,7 +85,7 @@ struct CloneArgs {
 ///
 /// # Safety
 /// The child is a copy of a multi-threaded process: it may only make raw system calls.
-pub(super) unsafe fn clone3(flags: u64, pidfd: Option<&mut libc::c_int>) -> libc::pid_t {
+pub(crate) unsafe fn clone3(flags: u64, pidfd: Option<&mut libc::c_int>) -> libc::pid_t {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -109,6 +109,10 @@ fn namespace_flags(user_ns: bool) -> u64 {
     }
     flags
 }
+
+/// The namespaces of a strict run's network tier (§14), beside the PID namespace.
+const STRICT_NAMESPACES: u64 =
+    (libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS) as u64;
 
 /// Id maps that keep the caller's uid and gid inside a new user namespace.
 struct IdMaps {
@@ -401,16 +405,34 @@ pub struct Launched {
     pub pidfd: OwnedFd,
     /// Records from the init; in the subreaper tier only the exec's outcome.
     status: File,
+    sockets: Vec<OwnedFd>,
 }
 
 /// What a `CLONE_VM` child reads: prepared by the harness, alive until the child is gone.
 pub(super) struct ChildCtx {
     pub(super) plan: ExecPlan,
-    /// stdin, stdout, stderr and the status pipe, as numbers in the harness's table.
-    fds: [RawFd; 4],
+    /// stdin, stdout, stderr, the status pipe and then the strict run's descriptors
+    /// ([`super::confine::SOCKETS_FD`], the Landlock rulesets), as numbers in the
+    /// harness's table; -1 for a number left unused.
+    fds: Vec<RawFd>,
     maps: Option<IdMaps>,
     /// The agent's stack, when the init starts it.
     pub(super) agent_stack: Option<Stack>,
+    /// Strict mode's layers (§14).
+    pub(super) confine: Option<std::sync::Arc<super::Confine>>,
+}
+
+impl ChildCtx {
+    /// Applies the strict run's restrictions to the calling child, before its exec.
+    ///
+    /// # Safety
+    /// Raw system calls only.
+    pub(super) unsafe fn restrict(&self) -> Result<(), i32> {
+        match &self.confine {
+            Some(c) => super::confine::restrict(&c.plan, c.plan.namespace.is_some()),
+            None => Ok(()),
+        }
+    }
 }
 
 extern "C" fn namespace_entry(arg: *mut libc::c_void) -> libc::c_int {
@@ -424,6 +446,11 @@ extern "C" fn namespace_entry(arg: *mut libc::c_void) -> libc::c_int {
                 report_and_exit(STATUS_FD, libc::EPERM);
             }
         }
+        if let Some(ns) = ctx.confine.as_ref().and_then(|c| c.plan.namespace.as_ref()) {
+            if let Err(errno) = super::confine::enter_namespaces(ns) {
+                report_and_exit(STATUS_FD, errno);
+            }
+        }
         super::init::run(ctx)
     }
 }
@@ -433,37 +460,72 @@ extern "C" fn direct_entry(arg: *mut libc::c_void) -> libc::c_int {
     unsafe {
         let ctx = &*(arg as *const ChildCtx);
         place_fds(&ctx.fds);
+        if let Err(errno) = ctx.restrict() {
+            report_and_exit(STATUS_FD, errno);
+        }
         exec_agent(&ctx.plan, STATUS_FD)
     }
 }
 
 impl Launched {
     /// Starts `plan` with `stdio`; returns once the agent was exec'd (or could not be).
-    pub(super) fn spawn(plan: ExecPlan, stdio: ChildStdio) -> std::io::Result<Launched> {
+    pub(super) fn spawn(
+        plan: ExecPlan,
+        stdio: ChildStdio,
+        confine: Option<std::sync::Arc<super::Confine>>,
+    ) -> std::io::Result<Launched> {
         let confinement = Confinement::get();
         let (status_rd, status_wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-        let fds = [
+        let mut fds = vec![
             stdio.stdin.as_raw_fd(),
             stdio.stdout.as_raw_fd(),
             stdio.stderr.as_raw_fd(),
             status_wr.as_raw_fd(),
         ];
+        // The strict run's sockets go up from the init: our end is read after its start.
+        let mut sockets_rx = None;
+        let strict_ns = confine.as_ref().is_some_and(|c| c.plan.namespace.is_some());
+        if let Some(c) = &confine {
+            if strict_ns {
+                let (rx, tx) = rustix::net::socketpair(
+                    rustix::net::AddressFamily::UNIX,
+                    rustix::net::SocketType::DGRAM,
+                    rustix::net::SocketFlags::CLOEXEC,
+                    None,
+                )?;
+                fds.push(tx.as_raw_fd());
+                sockets_rx = Some((rx, tx));
+            } else {
+                fds.push(-1);
+            }
+            fds.extend(c.rulesets.iter().map(|r| r.as_raw_fd()));
+        }
         let mut status = File::from(status_rd);
         let pid = match confinement {
             Confinement::PidNamespace { user_ns } => {
+                let user_ns = user_ns || strict_ns;
                 let ctx = ChildCtx {
                     plan,
                     fds,
                     maps: user_ns.then(IdMaps::current),
                     agent_stack: Some(Stack::new()?),
+                    confine: confine.clone(),
                 };
-                let init_pid = start_init(ctx, status_wr, user_ns)?;
+                let extra = if strict_ns { STRICT_NAMESPACES } else { 0 };
+                let init_pid = start_init(ctx, status_wr, user_ns, extra)?;
                 // The first record: the init runs and the agent was exec'd, or why not.
                 let first = read_record(&mut status);
                 // The children have their copies now; ours would hold the pipes open.
                 drop(stdio);
                 match first {
                     Some(Record::Started) => {}
+                    Some(Record::SpawnFailed { errno }) if strict_ns => {
+                        reap_pid(init_pid.pid());
+                        return Err(std::io::Error::other(format!(
+                            "strict isolation could not be set up: {}",
+                            std::io::Error::from_raw_os_error(errno)
+                        )));
+                    }
                     Some(Record::SpawnFailed { errno }) => {
                         reap_pid(init_pid.pid());
                         return Err(std::io::Error::from_raw_os_error(errno));
@@ -484,6 +546,7 @@ impl Launched {
                     fds,
                     maps: None,
                     agent_stack: None,
+                    confine: confine.clone(),
                 };
                 let stack = Stack::new()?;
                 // SAFETY: as posix_spawn: this thread is suspended until the child execs
@@ -514,12 +577,27 @@ impl Launched {
             rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("no pid"))?,
             rustix::process::PidfdFlags::empty(),
         )?;
+        // The init sent its listeners before it started the agent: they are waiting.
+        let sockets = match sockets_rx {
+            Some((rx, tx)) => {
+                drop(tx);
+                receive_sockets(&rx)?
+            }
+            None => Vec::new(),
+        };
         Ok(Launched {
             confinement,
             pid,
             pidfd,
             status,
+            sockets,
         })
+    }
+
+    /// The listeners a strict run's init made in its network namespace (§14), in the
+    /// order of its plan; empty in other runs.
+    pub fn take_sockets(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.sockets)
     }
 
     /// The next record, or `None` at EOF (the init is gone).
@@ -590,14 +668,19 @@ impl InitPid {
 
 /// Starts the init of a new PID namespace from a thread that stays suspended (vfork) until
 /// the init is gone, and then releases what the init ran on.
-fn start_init(ctx: ChildCtx, status_wr: OwnedFd, user_ns: bool) -> std::io::Result<InitPid> {
+fn start_init(
+    ctx: ChildCtx,
+    status_wr: OwnedFd,
+    user_ns: bool,
+    extra_namespaces: u64,
+) -> std::io::Result<InitPid> {
     let stack = Stack::new()?;
     let pid = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let (tx, outcome) = std::sync::mpsc::channel();
     let flags = libc::CLONE_VM
         | libc::CLONE_VFORK
         | libc::CLONE_PARENT_SETTID
-        | namespace_flags(user_ns) as libc::c_int
+        | (namespace_flags(user_ns) | extra_namespaces) as libc::c_int
         | libc::SIGCHLD;
     let slot = pid.clone();
     crate::pool::spawn(move || {
@@ -634,28 +717,65 @@ fn reap_pid(pid: libc::pid_t) {
     }
 }
 
+/// The listeners an init sent over its socket (one message, `SCM_RIGHTS`).
+fn receive_sockets(rx: &OwnedFd) -> std::io::Result<Vec<OwnedFd>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    rustix::net::recvmsg(
+        rx,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut control,
+        RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| std::io::Error::other(format!("the run's listeners did not arrive: {e}")))?;
+    let mut fds = Vec::new();
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = msg {
+            fds.extend(rights);
+        }
+    }
+    if fds.len() != byte[0] as usize {
+        return Err(std::io::Error::other(format!(
+            "the run's init sent {} listeners, {} arrived",
+            byte[0],
+            fds.len()
+        )));
+    }
+    Ok(fds)
+}
+
 fn read_record(status: &mut File) -> Option<Record> {
     let mut buf = [0u8; RECORD_BYTES];
     status.read_exact(&mut buf).ok()?;
     Record::decode(&buf)
 }
 
-/// Moves the four descriptors of `fds` to 0, 1, 2 and [`STATUS_FD`] and closes every other.
+/// The most descriptors a child is given.
+const MAX_FDS: usize = 16;
+
+/// Moves the descriptors of `fds` to 0, 1, 2, [`STATUS_FD`] and on (-1 leaves a number
+/// unused) and closes every other. All but the standard streams are close-on-exec.
 ///
 /// # Safety
 /// Raw system calls only, in the child of `clone3`.
-unsafe fn place_fds(fds: &[RawFd; 4]) {
+unsafe fn place_fds(fds: &[RawFd]) {
+    let n = fds.len().min(MAX_FDS);
     // First out of the way (a source may sit on a target number), then into place.
-    let mut high = [0; 4];
-    for (i, fd) in fds.iter().enumerate() {
-        high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+    let mut high = [-1; MAX_FDS];
+    for (i, fd) in fds[..n].iter().enumerate() {
+        if *fd >= 0 {
+            high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+        }
     }
-    for (i, fd) in high.iter().enumerate() {
-        libc::dup2(*fd, i as RawFd);
+    for (i, fd) in high[..n].iter().enumerate() {
+        if *fd >= 0 {
+            libc::dup3(*fd, i as RawFd, if i > 2 { libc::O_CLOEXEC } else { 0 });
+        }
     }
     // Nothing of the harness — sockets, the ledger, other runs' pipes — leaks to the agent.
-    libc::close_range(STATUS_FD as u32 + 1, u32::MAX, 0);
-    libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    libc::close_range(n.max(STATUS_FD as usize + 1) as u32, u32::MAX, 0);
 }
 
 /// Writes a spawn failure to `fd` and exits.

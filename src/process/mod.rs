@@ -7,6 +7,7 @@
 //! it exits is stopped too. Output is read into bounded tail buffers, and read with a
 //! deadline after exit: a surviving grandchild can hold a pipe open.
 
+pub mod confine;
 mod init;
 pub mod launch;
 pub mod tree;
@@ -44,6 +45,29 @@ pub struct Spec {
     /// The run id; when `env` carries it as `AGENT_REPLAY_RUN_ID` the tree can find
     /// escaped orphans by it.
     pub run_id: String,
+    /// Strict mode's layers for this run (§14); `None` outside strict mode.
+    pub confine: Option<std::sync::Arc<Confine>>,
+}
+
+/// What confines a strict run's agent: the child's plan and its descriptors, and where
+/// the listeners made in the run's network namespace go.
+pub struct Confine {
+    pub plan: confine::Plan,
+    /// Landlock rulesets, layered in this order.
+    pub rulesets: Vec<OwnedFd>,
+    /// Given the init's listeners (the endpoint's port, 80, 443, then 53/udp) once the
+    /// agent started.
+    pub on_sockets: Box<dyn Fn(Vec<OwnedFd>) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Confine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confine")
+            .field("namespace", &self.plan.namespace.is_some())
+            .field("rulesets", &self.rulesets.len())
+            .field("seccomp", &self.plan.seccomp.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +141,15 @@ pub fn run_agent(spec: &Spec) -> Result<Outcome, SpawnError> {
             stdout: stdout_wr,
             stderr: stderr_wr,
         },
+        spec.confine.clone(),
     )
     .map_err(spawn_error)?;
+    if let Some(c) = &spec.confine {
+        let sockets = child.take_sockets();
+        if !sockets.is_empty() {
+            (c.on_sockets)(sockets);
+        }
+    }
     let io = Streams::start(spec.stdin.clone(), stdin_wr, stdout_rd, stderr_rd);
     let mut owner = Owner::new(&mut child, &spec.run_id);
 
@@ -457,6 +488,7 @@ pub fn run_helper(
         timeout,
         grace,
         run_id: format!("helper-{}", uuid::Uuid::new_v4()),
+        confine: None,
     };
     let out = run_agent(&spec)?;
     Ok((out.exit, out.stderr))

@@ -43,6 +43,9 @@ pub struct FixtureEntry {
     /// a skipped fixture, which never ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<Repeats>,
+    /// Strict mode's layers (§14); `null` in cassette and live mode.
+    #[serde(default)]
+    pub isolation: Option<crate::isolation::Isolation>,
 }
 
 impl Report {
@@ -75,6 +78,7 @@ impl FixtureEntry {
             recording: r.recording,
             drift: crate::drift::Drift::report(&r.drift),
             repeats: r.repeats.clone(),
+            isolation: r.isolation,
         }
     }
 }
@@ -164,6 +168,8 @@ mod tests {
             output_dropped: 0,
             ledger_error: None,
             repeats: None,
+        isolation: None,
+            isolation: None,
         }
     }
 

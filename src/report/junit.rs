@@ -215,6 +215,8 @@ mod tests {
             output_dropped: 0,
             ledger_error: None,
             repeats: None,
+        isolation: None,
+            isolation: None,
         }
     }
 

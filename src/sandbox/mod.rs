@@ -18,6 +18,8 @@ use std::path::{Component, Path, PathBuf};
 pub struct Sandbox {
     // Dropped last: removes everything below.
     _root: tempfile::TempDir,
+    /// The run's directory (canonical), holding all of the below.
+    pub dir: PathBuf,
     pub workspace: PathBuf,
     pub home: PathBuf,
     pub socket: PathBuf,
@@ -28,6 +30,8 @@ pub struct Sandbox {
     /// socket to the harness's binary (rule 40: MCP clients start servers with a filtered
     /// environment).
     pub bin: PathBuf,
+    /// The run's private `TMPDIR` in strict mode (rule 44), removed with the run.
+    pub tmp: PathBuf,
 }
 
 impl Sandbox {
@@ -65,8 +69,12 @@ impl Sandbox {
         let mut perms = std::fs::metadata(&input_copy)?.permissions();
         perms.set_readonly(true);
         std::fs::set_permissions(&input_copy, perms)?;
+        let tmp = base.join("tmp");
+        std::fs::create_dir(&tmp)?;
         Ok(Sandbox {
             socket: base.join("gateway.sock"),
+            tmp,
+            dir: base.clone(),
             ca_bundle: base.join("ca-bundle.pem"),
             _root: root,
             workspace,
