@@ -46,6 +46,9 @@ pub enum Command {
     /// A stdio MCP server: under the harness it answers from the run's cassette; outside
     /// it starts the real server (after `--`) and relays, writing a production trace
     McpShim(McpShimArgs),
+    /// Which layers of strict mode's isolation work on this machine, and why the others
+    /// do not (exit 0 when the whole namespace tier works)
+    Doctor,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::diff(a),
         Command::Merge(a) => merge::merge(a),
         Command::McpShim(a) => crate::shim::main(&a.server, &a.command),
+        Command::Doctor => doctor(),
     };
     ExitCode::from(code)
 }
@@ -70,5 +71,14 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a tunable; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// `agent-replay doctor` (§14, rule 46).
+fn doctor() -> u8 {
+    let mut out = std::io::stdout().lock();
+    match crate::isolation::doctor(&mut out) {
+        Ok(true) => crate::exit::OK,
+        _ => 1,
     }
 }

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${CARGO_TARGET_DIR:-target}
 
-PY_PINS="openai==3.57.0 anthropic==2.16.0 httpx==0.29.0 requests==2.34.2 mcp==2.3.0 mcp-server-time==2026.10.19"
+PY_PINS="openai==3.57.0 anthropic==2.16.0 httpx==0.29.0 requests==2.34.2 mcp==2.3.0 mcp-server-time==2026.10.19 aiohttp==3.14.5"
 NODE_PINS="openai@7.59.0 @modelcontextprotocol/server-filesystem@2026.8.31"
 
 venv="$target/sdk-venv"
