@@ -38,14 +38,27 @@ pub struct StrictConfig {
     /// home; a relative path is the config directory's.
     #[serde(default)]
     pub deny_read: Vec<String>,
+    /// Directories an agent in strict mode may write beside its workspace, `HOME` and
+    /// `TMPDIR` (a shared cache, say); paths as in `deny_read`. Nothing else of the
+    /// host is writable.
+    #[serde(default)]
+    pub allow_write: Vec<String>,
 }
 
 impl Config {
     /// `[strict] deny_read`, as paths.
     pub fn deny_read(&self) -> Vec<PathBuf> {
+        self.strict_paths(&self.strict.deny_read)
+    }
+
+    /// `[strict] allow_write`, as paths.
+    pub fn allow_write(&self) -> Vec<PathBuf> {
+        self.strict_paths(&self.strict.allow_write)
+    }
+
+    fn strict_paths(&self, paths: &[String]) -> Vec<PathBuf> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        self.strict
-            .deny_read
+        paths
             .iter()
             .filter_map(|p| match (p.strip_prefix("~/"), &home) {
                 (Some(rest), Some(h)) => Some(h.join(rest)),

@@ -218,7 +218,7 @@ mod tests {
             output_dropped: 0,
             ledger_error: None,
             repeats: None,
-        isolation: None,
+            isolation: None,
             isolation: None,
         }
     }

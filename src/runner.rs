@@ -692,7 +692,9 @@ impl<'a> Run<'a> {
                             ReasonCode::IsolationUnavailable,
                             "mode",
                             "",
-                            format!("strict isolation could not be prepared for this run: {message}"),
+                            format!(
+                                "strict isolation could not be prepared for this run: {message}"
+                            ),
                         )]));
                     }
                 }

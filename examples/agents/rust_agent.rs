@@ -98,6 +98,10 @@ fn run_local(step: &Value) {
             std::fs::create_dir_all(dir).expect("create dirs");
         }
         std::fs::write(path, content).expect("write file");
+    } else if let Some(addr) = step.get("tcp_connect").and_then(Value::as_str) {
+        let addr: std::net::SocketAddr = addr.parse().expect("an address");
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3))
+            .expect("connect");
     } else if let Some(path) = step.get("remove").and_then(Value::as_str) {
         std::fs::remove_file(path).expect("remove file");
     } else if let Some(ms) = step.get("sleep_ms").and_then(Value::as_u64) {

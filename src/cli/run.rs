@@ -81,10 +81,14 @@ pub fn run(args: RunArgs) -> u8 {
         // An agent reads no fixture's contract, and no ledger (§14).
         let mut deny: Vec<std::path::PathBuf> = fixtures.iter().map(|d| d.dir.clone()).collect();
         deny.push(settings.ledger.path().to_path_buf());
+        let mut allow = Vec::new();
         if let Some(c) = &settings.config {
             deny.extend(c.deny_read());
+            allow = c.allow_write();
         }
-        settings.strict = Some(std::sync::Arc::new(crate::isolation::Strict::new(&deny)));
+        settings.strict = Some(std::sync::Arc::new(crate::isolation::Strict::new(
+            &deny, allow,
+        )));
     }
     settings.progress = crate::report::progress::Progress::start(selected * runs);
     let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));

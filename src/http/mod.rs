@@ -1,8 +1,8 @@
 //! The per-run HTTP endpoint (§11).
 
 pub mod ca;
-pub mod dns;
 pub mod call;
+pub mod dns;
 pub mod live;
 pub mod server;
 pub mod sse;

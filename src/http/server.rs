@@ -280,11 +280,7 @@ where
 
 type Reply = Response<ReplyBody>;
 
-async fn handle(
-    req: Request<Incoming>,
-    ctx: Arc<Ctx>,
-    origin: Option<Arc<Origin>>,
-) -> Reply {
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin>>) -> Reply {
     if req.method() == Method::CONNECT && origin.is_none() {
         return connect(req, ctx);
     }

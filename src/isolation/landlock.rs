@@ -86,7 +86,14 @@ fn visit(path: &Path, denied: &[PathBuf], out: &mut Vec<(PathFd, Grant)>) {
     };
     if !is_ancestor || !meta.is_dir() {
         if let Some(fd) = open(path) {
-            out.push((fd, if meta.is_dir() { Grant::Tree } else { Grant::File }));
+            out.push((
+                fd,
+                if meta.is_dir() {
+                    Grant::Tree
+                } else {
+                    Grant::File
+                },
+            ));
         }
         return;
     }
@@ -146,7 +153,9 @@ pub fn write_layer(writable: &[&Path], tcp_port: Option<u16>) -> Result<OwnedFd,
             .map_err(err)?;
     }
     if abi_version() >= 6 {
-        ruleset = ruleset.scope(Scope::AbstractUnixSocket | Scope::Signal).map_err(err)?;
+        ruleset = ruleset
+            .scope(Scope::AbstractUnixSocket | Scope::Signal)
+            .map_err(err)?;
     }
     let mut created = ruleset.create().map_err(err)?;
     for dir in writable {
@@ -160,7 +169,10 @@ pub fn write_layer(writable: &[&Path], tcp_port: Option<u16>) -> Result<OwnedFd,
     for dev in ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"] {
         if let Ok(fd) = PathFd::new(dev) {
             created = created
-                .add_rule(PathBeneath::new(fd, AccessFs::from_file(abi) & AccessFs::from_write(abi)))
+                .add_rule(PathBeneath::new(
+                    fd,
+                    AccessFs::from_file(abi) & AccessFs::from_write(abi),
+                ))
                 .map_err(err)?;
         }
     }

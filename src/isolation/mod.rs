@@ -85,16 +85,22 @@ impl Probe {
             crate::process::launch::Confinement::Subreaper => Processes::Subreaper,
         };
         let files = trial_landlock();
-        let namespace = if std::env::var("AGENT_REPLAY_NETWORK_ISOLATION").as_deref()
-            == Ok("seccomp")
-        {
-            Err("not tried: AGENT_REPLAY_NETWORK_ISOLATION=seccomp".to_string())
+        // Tests force the lower tiers: `seccomp` skips the namespace trial, `none` both.
+        let forced = std::env::var("AGENT_REPLAY_NETWORK_ISOLATION").unwrap_or_default();
+        let namespace = if forced == "seccomp" || forced == "none" {
+            Err(format!(
+                "not tried: AGENT_REPLAY_NETWORK_ISOLATION={forced}"
+            ))
         } else if processes != Processes::PidNamespace {
             Err("needs a PID namespace, which the kernel refused".to_string())
         } else {
             trial_namespace()
         };
-        let seccomp = trial_seccomp(files.is_ok() && landlock_abi >= 4);
+        let seccomp = if forced == "none" {
+            Err("not tried: AGENT_REPLAY_NETWORK_ISOLATION=none".to_string())
+        } else {
+            trial_seccomp(files.is_ok() && landlock_abi >= 4)
+        };
         let network = match (&namespace, &seccomp) {
             (Ok(_), _) => Some(Network::Namespace),
             (_, Ok(_)) => Some(Network::Seccomp),
@@ -116,6 +122,9 @@ impl Probe {
                 works: processes == Processes::PidNamespace,
                 detail: match processes {
                     Processes::PidNamespace => "every process of a run is in its own PID namespace".into(),
+                    Processes::Subreaper if std::env::var_os("AGENT_REPLAY_PROCESS_ISOLATION").is_some() => {
+                        "not tried: AGENT_REPLAY_PROCESS_ISOLATION=subreaper; subreaper and sweep instead".into()
+                    }
                     Processes::Subreaper => "refused by the kernel (no unprivileged user namespaces?): subreaper and sweep instead".into(),
                 },
             },
@@ -202,9 +211,13 @@ fn trial_landlock() -> Result<String, String> {
         }
     });
     if ok {
-        Ok(format!("ABI {abi}: a write outside the allowed directory was refused"))
+        Ok(format!(
+            "ABI {abi}: a write outside the allowed directory was refused"
+        ))
     } else {
-        Err(format!("ABI {abi}, but a trial ruleset did not refuse a write"))
+        Err(format!(
+            "ABI {abi}, but a trial ruleset did not refuse a write"
+        ))
     }
 }
 
@@ -246,9 +259,13 @@ fn trial_namespace() -> Result<String, String> {
     let run_dir = std::fs::canonicalize(dir.path()).map_err(|e| e.to_string())?;
     let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = received.clone();
-    let confine = Confine::namespace_only(&run_dir, 0, Box::new(move |s| {
-        count.store(s.len(), std::sync::atomic::Ordering::SeqCst);
-    }))?;
+    let confine = Confine::namespace_only(
+        &run_dir,
+        0,
+        Box::new(move |s| {
+            count.store(s.len(), std::sync::atomic::Ordering::SeqCst);
+        }),
+    )?;
     let spec = crate::process::Spec {
         program: PathBuf::from("true"),
         args: Vec::new(),
@@ -269,7 +286,10 @@ fn trial_namespace() -> Result<String, String> {
                 Err(format!("the trial's init sent {n} listeners, not 4"))
             }
         }
-        Ok(o) => Err(format!("a trial agent in the namespaces ended with {:?}", o.exit)),
+        Ok(o) => Err(format!(
+            "a trial agent in the namespaces ended with {:?}",
+            o.exit
+        )),
         Err(e) => Err(format!("{}", e.source)),
     }
 }
@@ -340,7 +360,10 @@ fn namespace_plan(keeps: &[&Path], port: u16, etc: Option<&Path>) -> NamespacePl
 fn write_etc(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
-    std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\noptions ndots:0\n")
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions ndots:0\n",
+    )
 }
 
 pub use crate::process::Confine;
@@ -370,6 +393,8 @@ pub struct Strict {
     pub probe: &'static Probe,
     read_rules: Option<landlock::ReadRules>,
     filter: Option<Vec<libc::sock_filter>>,
+    /// `[strict] allow_write`, canonical (a missing one is left out).
+    allow_write: Vec<PathBuf>,
 }
 
 /// The directories of one strict run.
@@ -387,12 +412,19 @@ pub struct RunPaths<'a> {
 impl Strict {
     /// `deny_read`: the default secrets of the harness user's home, the config's extra
     /// paths, the ledger's and the fixtures' directories.
-    pub fn new(extra_deny: &[PathBuf]) -> Strict {
+    pub fn new(extra_deny: &[PathBuf], allow_write: Vec<PathBuf>) -> Strict {
         let probe = Probe::get();
         let mut denied: Vec<PathBuf> = Vec::new();
         if let Some(home) = std::env::var_os("HOME") {
             let home = PathBuf::from(home);
-            for p in [".ssh", ".aws", ".config/gcloud", ".netrc", ".docker", ".kube"] {
+            for p in [
+                ".ssh",
+                ".aws",
+                ".config/gcloud",
+                ".netrc",
+                ".docker",
+                ".kube",
+            ] {
                 denied.push(home.join(p));
             }
         }
@@ -413,6 +445,10 @@ impl Strict {
             probe,
             read_rules,
             filter,
+            allow_write: allow_write
+                .iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect(),
         }
     }
 
@@ -432,13 +468,16 @@ impl Strict {
             rulesets.push(landlock::read_layer(rules, paths.run_dir)?);
             let tcp = (iso.network == Some(Network::Seccomp) && self.probe.landlock_abi >= 4)
                 .then_some(paths.port);
-            rulesets.push(landlock::write_layer(&paths.writable, tcp)?);
+            let mut writable = paths.writable.clone();
+            writable.extend(self.allow_write.iter().map(PathBuf::as_path));
+            rulesets.push(landlock::write_layer(&writable, tcp)?);
         }
         let namespace = if iso.network == Some(Network::Namespace) {
             let etc = paths.run_dir.join("etc");
             write_etc(&etc).map_err(|e| format!("cannot write {}: {e}", etc.display()))?;
             let mut keeps = vec![paths.run_dir];
             keeps.extend(paths.keep.iter().copied());
+            keeps.extend(self.allow_write.iter().map(PathBuf::as_path));
             Some(namespace_plan(&keeps, paths.port, Some(&etc)))
         } else {
             None
@@ -473,7 +512,11 @@ pub fn doctor(out: &mut dyn std::io::Write) -> std::io::Result<bool> {
     writeln!(out, "strict mode here: {tier}")?;
     if !all {
         let mut hints = Vec::new();
-        if !probe.trials.iter().any(|t| t.layer == "network namespace" && t.works) {
+        if !probe
+            .trials
+            .iter()
+            .any(|t| t.layer == "network namespace" && t.works)
+        {
             hints.push("unprivileged user namespaces: `sysctl kernel.unprivileged_userns_clone=1`; on Ubuntu 23.10+ AppArmor restricts them (`sysctl kernel.apparmor_restrict_unprivileged_userns=0`); in a container, run it with user namespaces allowed (Docker: `--security-opt seccomp=unconfined`)");
         }
         if probe.isolation.files.is_none() {

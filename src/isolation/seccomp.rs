@@ -54,7 +54,9 @@ pub fn filter(tier: Tier) -> Result<Vec<libc::sock_filter>, String> {
     ];
     match tier {
         Tier::Namespace => {}
-        Tier::Seccomp { tcp: false } => socket_rules.push(rule(vec![family(Op::Ne, libc::AF_UNIX)])),
+        Tier::Seccomp { tcp: false } => {
+            socket_rules.push(rule(vec![family(Op::Ne, libc::AF_UNIX)]))
+        }
         Tier::Seccomp { tcp: true } => {
             socket_rules.push(rule(vec![
                 family(Op::Ne, libc::AF_UNIX),
@@ -63,7 +65,12 @@ pub fn filter(tier: Tier) -> Result<Vec<libc::sock_filter>, String> {
             ]));
             // TCP only: every other type of the IP families is refused.
             for f in [libc::AF_INET, libc::AF_INET6] {
-                for t in [libc::SOCK_DGRAM, libc::SOCK_RDM, libc::SOCK_SEQPACKET, libc::SOCK_DCCP] {
+                for t in [
+                    libc::SOCK_DGRAM,
+                    libc::SOCK_RDM,
+                    libc::SOCK_SEQPACKET,
+                    libc::SOCK_DCCP,
+                ] {
                     socket_rules.push(rule(vec![family(Op::Eq, f), of_type(t)]));
                 }
                 // A stream of another protocol (SCTP, MPTCP) is no TCP for Landlock.
@@ -83,7 +90,9 @@ pub fn filter(tier: Tier) -> Result<Vec<libc::sock_filter>, String> {
         arch,
     )
     .map_err(|e| e.to_string())?;
-    let program: seccompiler::BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let program: seccompiler::BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())?;
     Ok(program
         .into_iter()
         .map(|i| libc::sock_filter {

@@ -168,7 +168,7 @@ mod tests {
             output_dropped: 0,
             ledger_error: None,
             repeats: None,
-        isolation: None,
+            isolation: None,
             isolation: None,
         }
     }

@@ -75,9 +75,11 @@ pub(crate) fn gw_project() -> TestProject {
     let p = TestProject::new();
     p.write("agents/gw.py", GW_AGENT);
     let config = p.read("agent-replay.toml");
+    // The agent logs its replies there, writable in strict mode too.
+    std::fs::create_dir_all(p.path().join("replies")).unwrap();
     p.write(
         "agent-replay.toml",
-        &format!("{config}\n[agents.gw]\ncommand = [\"python3\", \"agents/gw.py\"]\n"),
+        &format!("{config}\n[agents.gw]\ncommand = [\"python3\", \"agents/gw.py\"]\n\n[strict]\nallow_write = [\"replies\"]\n"),
     );
     p
 }
@@ -94,7 +96,7 @@ pub(crate) fn gw_fixture(
 ) {
     let out = p
         .path()
-        .join(format!("replies-{}.json", id.replace('/', "_")));
+        .join(format!("replies/{}.json", id.replace('/', "_")));
     let mut envelope = json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "gw",
         "timeout_seconds": 10, "task": {"steps": steps, "out": out.display().to_string()}});
     for (k, v) in input.as_object().into_iter().flatten() {
@@ -111,7 +113,7 @@ pub(crate) fn gw_fixture(
 pub(crate) fn replies(p: &TestProject, id: &str, run: &RunOutput) -> Vec<Value> {
     let path = p
         .path()
-        .join(format!("replies-{}.json", id.replace('/', "_")));
+        .join(format!("replies/{}.json", id.replace('/', "_")));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "the protocol agent wrote no replies ({e}); stdout:\n{}\nstderr:\n{}",

@@ -18,5 +18,6 @@ mod process;
 mod reasons;
 mod repeat;
 mod reports;
+mod strict;
 mod suites;
 mod symlinks;

@@ -440,14 +440,10 @@ fn unrecorded_read_is_inconclusive_in_cassette_mode_and_failed_in_strict_mode() 
     assert_eq!(r[1]["result"]["content"][0]["text"], "c1");
     assert_eq!(run.out.code, 1);
 
-    let run = p.run(&["--mode", "strict", "--allow-unisolated"]);
+    // Under the OS isolation this machine gives (tests/integration/strict.rs).
+    let run = p.run(&["--mode", "strict"]);
     assert_eq!(run.report()["mode"], "strict");
-    judged(
-        &run,
-        "miss",
-        "failed",
-        &["isolation_unavailable", "unrecorded_call"],
-    );
+    judged(&run, "miss", "failed", &["unrecorded_call"]);
     let r = replies(&p, "miss", &run);
     assert_eq!(r[0]["error"]["code"], -32001);
     assert_eq!(r[0]["error"]["data"]["reason"], "blocked");
@@ -926,28 +922,54 @@ fn live_mode_replays_recorded_tool_calls_and_an_unrecorded_read_without_a_backen
 #[test]
 fn strict_mode_without_isolation_is_blocked_and_the_agent_never_starts() {
     let p = TestProject::new();
-    let started = p.path().join("started.txt");
+    // The agent leaves its environment in the workspace (Landlock allows nothing else).
     p.script_fixture(
         "f",
-        json!([{"env_to": started.display().to_string()}, {"close": "succeeded"}]),
-        json!({"status": ["succeeded"]}),
+        json!([{"env_to": "env.txt"}, {"close": "succeeded"}]),
+        json!({"status": ["succeeded"],
+               "artifacts": [{"path": "env.txt", "contains": ["AGENT_REPLAY_MODE=strict"],
+                              "regex": "TMPDIR=/[^\\n]*/tmp\\n"}]}),
         json!([]),
     );
-    let run = p.run(&["--mode", "strict"]);
+    // A machine without a network layer, as the trials would find it (the variable skips
+    // both network trials).
+    let strict = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "fixtures",
+            "--json",
+            "report.json",
+            "--jobs",
+            "1",
+            "--mode",
+            "strict",
+        ];
+        args.extend_from_slice(extra);
+        p.cmd()
+            .args(&args)
+            .env("AGENT_REPLAY_NETWORK_ISOLATION", "none")
+            .report()
+    };
+    let run = strict(&[]);
     assert_eq!(run.out.code, 1);
     judged(&run, "f", "blocked", &["isolation_unavailable"]);
     let msg = at(&run, "f", "isolation_unavailable", "mode", "");
     assert!(msg.contains("--allow-unisolated"), "{msg}");
-    assert!(
-        !started.exists(),
-        "the agent ran although strict mode was blocked"
+    assert!(msg.contains("network: no network namespace"), "{msg}");
+    assert!(msg.contains("agent-replay doctor"), "{msg}");
+    assert_eq!(
+        run.fixture("f")["duration_ms"],
+        0,
+        "the agent never started"
     );
+    assert_eq!(run.fixture("f")["isolation"]["network"], Value::Null);
 
-    let run = p.run(&["--mode", "strict", "--allow-unisolated"]);
+    // Run with the layers there are: the contract saw strict mode's environment, and a
+    // TMPDIR of the run's own, beside (not in) the workspace (rule 44).
+    let run = strict(&["--allow-unisolated"]);
     assert_eq!(run.out.code, 0, "{}", run.out.stdout);
     judged(&run, "f", "degraded", &["isolation_unavailable"]);
-    let env = std::fs::read_to_string(&started).unwrap();
-    assert!(env.contains("AGENT_REPLAY_MODE=strict"), "{env}");
+    assert_eq!(run.fixture("f")["isolation"]["files"], "landlock");
 }
 
 #[test]
@@ -1120,13 +1142,8 @@ fn strict_mode_blocks_unrecorded_writes_too_and_says_so() {
             {"id": "e1", "tool": "send_email", "effect": "write", "arguments": {"to": "y"},
              "result": text_result("sent")}]})),
     );
-    let run = p.run(&["--mode", "strict", "--allow-unisolated"]);
-    judged(
-        &run,
-        "w",
-        "failed",
-        &["isolation_unavailable", "unrecorded_side_effect"],
-    );
+    let run = p.run(&["--mode", "strict"]);
+    judged(&run, "w", "failed", &["unrecorded_side_effect"]);
     let msg = run.reason("w", "unrecorded_side_effect")["message"]
         .as_str()
         .unwrap()

@@ -20,7 +20,9 @@ def attempt(task):
     elif probe == "udp":
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.sendto(b"agent-replay probe", ("127.0.0.1", task["port"]))
-        # Delivered or not, a send succeeds: the host's side says whether it arrived.
+        # A send succeeds whether or not anyone listens: the host's echo says it arrived.
+        s.settimeout(3)
+        s.recvfrom(512)
     elif probe == "dns":
         # A query sent to the host's resolver (here the test's, on a loopback port).
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
