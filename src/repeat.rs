@@ -219,7 +219,6 @@ mod tests {
             ledger_error: None,
             repeats: None,
             isolation: None,
-            isolation: None,
         }
     }
 

@@ -754,6 +754,21 @@ impl<'a> Run<'a> {
         drop(slot);
         let outcome = match outcome {
             Ok(o) => o,
+            Err(e)
+                if e.source
+                    .get_ref()
+                    .is_some_and(|x| x.is::<process::launch::IsolationSetup>()) =>
+            {
+                endpoint.stop();
+                drop(gateway.stop());
+                let reason = Reason::new(
+                    ReasonCode::IsolationUnavailable,
+                    "mode",
+                    "",
+                    format!("{}; the agent was not started", e.source),
+                );
+                return Some(self.finish_without_agent(vec![reason]));
+            }
             Err(e) => {
                 endpoint.stop();
                 drop(gateway.stop());

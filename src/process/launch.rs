@@ -394,6 +394,12 @@ impl Record {
     }
 }
 
+/// A strict run's namespaces could not be set up by its init (the errno of the call
+/// that failed): the agent never started.
+#[derive(Debug, thiserror::Error)]
+#[error("strict isolation could not be set up in the run's namespaces: {}", std::io::Error::from_raw_os_error(*.0))]
+pub struct IsolationSetup(pub i32);
+
 /// Fixed descriptor numbers inside the child.
 pub(super) const STATUS_FD: RawFd = 3;
 
@@ -521,10 +527,7 @@ impl Launched {
                     Some(Record::Started) => {}
                     Some(Record::SpawnFailed { errno }) if strict_ns => {
                         reap_pid(init_pid.pid());
-                        return Err(std::io::Error::other(format!(
-                            "strict isolation could not be set up: {}",
-                            std::io::Error::from_raw_os_error(errno)
-                        )));
+                        return Err(std::io::Error::other(IsolationSetup(errno)));
                     }
                     Some(Record::SpawnFailed { errno }) => {
                         reap_pid(init_pid.pid());

@@ -169,7 +169,6 @@ mod tests {
             ledger_error: None,
             repeats: None,
             isolation: None,
-            isolation: None,
         }
     }
 

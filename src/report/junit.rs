@@ -216,7 +216,6 @@ mod tests {
             ledger_error: None,
             repeats: None,
             isolation: None,
-            isolation: None,
         }
     }
 

@@ -293,7 +293,7 @@ fn recorded_calls_are_replayed_verbatim() {
         ]})),
     );
     let run = p.run(&[]);
-    let path = p.path().join("replies-verbatim.json");
+    let path = p.path().join("replies/verbatim.json");
     let raw: Vec<String> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let reply: Value = serde_json::from_str(&raw[0]).unwrap();
     assert_eq!(result(&reply, json!(7)), &recorded);
@@ -325,7 +325,7 @@ fn recorded_numbers_keep_their_spelling_and_precision() {
     let run = p.run(&[]);
     assert_eq!(run.verdict("numbers"), "passed", "{}", run.out.stdout);
     let raw: Vec<String> = serde_json::from_str(
-        &std::fs::read_to_string(p.path().join("replies-numbers.json")).unwrap(),
+        &std::fs::read_to_string(p.path().join("replies/numbers.json")).unwrap(),
     )
     .unwrap();
     assert!(

@@ -196,6 +196,7 @@ fn summary_always_carries_total_and_all_six_verdict_keys() {
             "duration_ms",
             "id",
             "input_tokens",
+            "isolation",
             "model_calls",
             "model_latency_ms",
             "output_tokens",
@@ -209,6 +210,8 @@ fn summary_always_carries_total_and_all_six_verdict_keys() {
     assert_eq!(f["model_calls"], 0);
     assert_eq!(f["input_tokens"], Value::Null);
     assert_eq!(f["output_tokens"], Value::Null);
+    // Cassette mode: no OS isolation (rule 44).
+    assert_eq!(f["isolation"], Value::Null);
 }
 
 #[test]

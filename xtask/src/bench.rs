@@ -30,14 +30,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let fixtures = if quick { 30 } else { 300 };
     if args.first().map(String::as_str) == Some("spawn") {
-        return spawn_overhead(&target, fixtures);
+        return spawn_overhead(&target, fixtures, false);
+    }
+    if args.first().map(String::as_str) == Some("strict") {
+        return spawn_overhead(&target, fixtures, true);
     }
     let calls = if quick { 2_000 } else { 20_000 };
     println!(
         "agent-replay bench ({} mode)\n",
         if quick { "quick" } else { "full" }
     );
-    spawn_overhead(&target, fixtures)?;
+    spawn_overhead(&target, fixtures, true)?;
     super::bench_calls::round_trip(&target, calls)?;
     cassette_scaling(calls);
     super::bench_calls::python_session(&target, quick)?;
@@ -46,8 +49,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// P1: whole `run` over `n` fixtures whose compiled agent makes 3 recorded calls and
-/// closes, against spawning the same agent bare (stdin in, exit) `jobs` at a time.
-fn spawn_overhead(target: &Path, n: usize) -> Result<(), String> {
+/// closes, against spawning the same agent bare (stdin in, exit) `jobs` at a time; with
+/// `strict`, also the same suite in `--mode strict` against cassette mode (issue 10's
+/// cost goal: at most 1.3x).
+fn spawn_overhead(target: &Path, n: usize, strict: bool) -> Result<(), String> {
     let agent = target.join("examples/rust_agent");
     let binary = target.join("agent-replay");
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -147,7 +152,59 @@ fn spawn_overhead(target: &Path, n: usize) -> Result<(), String> {
             ratios[2],
         );
     }
+    if strict {
+        strict_against_cassette(&binary, dir.path(), n)?;
+    }
     println!();
+    Ok(())
+}
+
+/// The P1 suite in `--mode strict` against cassette mode, in interleaved rounds.
+fn strict_against_cassette(binary: &Path, dir: &Path, n: usize) -> Result<(), String> {
+    let run = |mode: &str, jobs: usize| -> Result<Duration, String> {
+        let t = Instant::now();
+        let out = Command::new(binary)
+            .args([
+                "run",
+                "fixtures",
+                "--jobs",
+                &jobs.to_string(),
+                "--mode",
+                mode,
+            ])
+            .args(["--ledger", "ledger.jsonl"])
+            .current_dir(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "bench suite did not pass in {mode} mode:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        Ok(t.elapsed())
+    };
+    println!("P1 strict: the same suite in --mode strict against cassette mode");
+    for jobs in [1usize, 2] {
+        let mut ratios = Vec::new();
+        let (mut cassette_total, mut strict_total) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..3 {
+            let c = run("cassette", jobs)?;
+            let s = run("strict", jobs)?;
+            ratios.push(s.as_secs_f64() / c.as_secs_f64());
+            cassette_total += c;
+            strict_total += s;
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  --jobs {jobs}: cassette {:>7.3} ms/fixture, strict {:>7.3} ms/fixture, ratio {:.2}x (median of 3 rounds; {:.2}–{:.2}x)",
+            ms(cassette_total / (3 * n) as u32),
+            ms(strict_total / (3 * n) as u32),
+            ratios[1],
+            ratios[0],
+            ratios[2],
+        );
+    }
     Ok(())
 }
 
