@@ -87,7 +87,9 @@ pub fn run(args: RunArgs) -> u8 {
             allow = c.allow_write();
         }
         settings.strict = Some(std::sync::Arc::new(crate::isolation::Strict::new(
-            &deny, allow,
+            &deny,
+            allow,
+            &settings.cwd,
         )));
     }
     settings.progress = crate::report::progress::Progress::start(selected * runs);

@@ -61,6 +61,20 @@ impl ReadRules {
         visit(Path::new("/"), &denied, &mut grants);
         ReadRules { grants, denied }
     }
+
+    /// The rules for `path` and below, minus the denied paths: for a directory bound
+    /// into a run's mount namespace, whose ancestors there are the namespace's tmpfs (no
+    /// rule of the host's `/tmp` reaches it).
+    pub fn below(&self, path: &Path) -> ReadRules {
+        let mut grants = Vec::new();
+        if let Ok(real) = std::fs::canonicalize(path) {
+            visit(&real, &self.denied, &mut grants);
+        }
+        ReadRules {
+            grants,
+            denied: Vec::new(),
+        }
+    }
 }
 
 /// What a read rule allows on its path.
@@ -116,14 +130,22 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// The read layer of one run: the invocation's rules and the run's own directory.
-pub fn read_layer(rules: &ReadRules, run_dir: &Path) -> Result<OwnedFd, String> {
+pub fn read_layer(
+    rules: &ReadRules,
+    bound: &[&ReadRules],
+    run_dir: &Path,
+) -> Result<OwnedFd, String> {
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let mut created = Ruleset::default()
         .handle_access(read)
         .map_err(err)?
         .create()
         .map_err(err)?;
-    for (fd, grant) in &rules.grants {
+    for (fd, grant) in rules
+        .grants
+        .iter()
+        .chain(bound.iter().flat_map(|b| &b.grants))
+    {
         let access = match grant {
             Grant::Tree => read,
             Grant::File => AccessFs::ReadFile.into(),

@@ -395,6 +395,8 @@ pub struct Strict {
     filter: Option<Vec<libc::sock_filter>>,
     /// `[strict] allow_write`, canonical (a missing one is left out).
     allow_write: Vec<PathBuf>,
+    /// The read rules below the project directory, bound into each run's namespace.
+    project_reads: Option<landlock::ReadRules>,
 }
 
 /// The directories of one strict run.
@@ -412,7 +414,7 @@ pub struct RunPaths<'a> {
 impl Strict {
     /// `deny_read`: the default secrets of the harness user's home, the config's extra
     /// paths, the ledger's and the fixtures' directories.
-    pub fn new(extra_deny: &[PathBuf], allow_write: Vec<PathBuf>) -> Strict {
+    pub fn new(extra_deny: &[PathBuf], allow_write: Vec<PathBuf>, project: &Path) -> Strict {
         let probe = Probe::get();
         let mut denied: Vec<PathBuf> = Vec::new();
         if let Some(home) = std::env::var_os("HOME") {
@@ -441,10 +443,12 @@ impl Strict {
             None => None,
         };
         let filter = tier.and_then(|t| seccomp::filter(t).ok());
+        let project_reads = read_rules.as_ref().map(|r| r.below(project));
         Strict {
             probe,
             read_rules,
             filter,
+            project_reads,
             allow_write: allow_write
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -465,7 +469,23 @@ impl Strict {
         let iso = self.probe.isolation;
         let mut rulesets = Vec::new();
         if let Some(rules) = &self.read_rules {
-            rulesets.push(landlock::read_layer(rules, paths.run_dir)?);
+            // What is bound into the mount namespace hangs below its tmpfs there: its
+            // reads are granted on its own inodes.
+            let mut bound: Vec<landlock::ReadRules> = Vec::new();
+            if iso.network == Some(Network::Namespace) {
+                for p in paths.keep.iter().skip(1).chain(
+                    self.allow_write
+                        .iter()
+                        .map(PathBuf::as_path)
+                        .collect::<Vec<_>>()
+                        .iter(),
+                ) {
+                    bound.push(rules.below(p));
+                }
+            }
+            let mut refs: Vec<&landlock::ReadRules> = bound.iter().collect();
+            refs.extend(self.project_reads.as_ref());
+            rulesets.push(landlock::read_layer(rules, &refs, paths.run_dir)?);
             let tcp = (iso.network == Some(Network::Seccomp) && self.probe.landlock_abi >= 4)
                 .then_some(paths.port);
             let mut writable = paths.writable.clone();
