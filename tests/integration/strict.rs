@@ -649,3 +649,32 @@ fn example_suite_gives_the_same_verdicts_in_strict_and_cassette_mode() {
         );
     }
 }
+
+/// An agent whose program lives under the host's /tmp (hidden by the namespace's tmpfs)
+/// still runs: its directory is bound back and readable, its fixture is not.
+#[test]
+fn an_agent_under_tmp_runs_in_strict_mode() {
+    if tiers("an_agent_under_tmp_runs_in_strict_mode").is_empty() {
+        return;
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let program = elsewhere.path().join("nested/bin/agent");
+    std::fs::create_dir_all(program.parent().unwrap()).unwrap();
+    std::fs::copy(crate::project::rust_agent(), &program).unwrap();
+    let p = TestProject::new();
+    p.write(
+        "agent-replay.toml",
+        &format!(
+            "[agents.rust]\ncommand = [{:?}]\n",
+            program.display().to_string()
+        ),
+    );
+    p.script_fixture(
+        "t",
+        json!([{"write": "out.txt", "content": "ok"}]),
+        json!({"exit_code": 0}),
+        json!([]),
+    );
+    let strict = run(&p, "strict", &[]);
+    assert_eq!(strict.verdict("t"), "passed", "{}", strict.out.stdout);
+}
