@@ -674,6 +674,11 @@ impl<'a> Run<'a> {
                     .map(|p| settings.cwd.join(p))
                     .filter(|p| p.exists())
                     .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+                    // A program in `X/bin/` (a virtualenv, a prefix) needs all of X.
+                    .map(|d| match d.file_name() {
+                        Some(n) if n == "bin" => d.parent().map(PathBuf::from).unwrap_or(d),
+                        _ => d,
+                    })
                     .collect();
                 let mut keep: Vec<&std::path::Path> = vec![settings.cwd.as_path()];
                 keep.extend(code.iter().map(PathBuf::as_path));
