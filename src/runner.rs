@@ -680,12 +680,10 @@ impl<'a> Run<'a> {
                         _ => d,
                     })
                     .collect();
-                let mut keep: Vec<&std::path::Path> = vec![settings.cwd.as_path()];
-                keep.extend(code.iter().map(PathBuf::as_path));
                 let paths = crate::isolation::RunPaths {
                     run_dir: &sandbox.dir,
                     writable: vec![&sandbox.workspace, &sandbox.home, &sandbox.tmp],
-                    keep,
+                    code: code.iter().map(PathBuf::as_path).collect(),
                     port: endpoint.addr.port(),
                 };
                 match strict.confine(&paths, endpoint.namespace_sink()) {

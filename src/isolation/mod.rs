@@ -395,8 +395,13 @@ pub struct Strict {
     filter: Option<Vec<libc::sock_filter>>,
     /// `[strict] allow_write`, canonical (a missing one is left out).
     allow_write: Vec<PathBuf>,
-    /// The read rules below the project directory, bound into each run's namespace.
+    /// The project directory, bound into each run's namespace, and its read rules.
+    project: PathBuf,
     project_reads: Option<landlock::ReadRules>,
+    /// In the seccomp tier: TCP is allowed, and Landlock confines connects to the port.
+    tcp_by_landlock: bool,
+    /// The namespace's `/etc/hosts` and `resolv.conf`, written once for every run.
+    etc: Option<tempfile::TempDir>,
 }
 
 /// The directories of one strict run.
@@ -404,9 +409,9 @@ pub struct RunPaths<'a> {
     /// The run's directory: workspace, HOME, TMPDIR, the gateway's socket, the CA bundle.
     pub run_dir: &'a Path,
     pub writable: Vec<&'a Path>,
-    /// Bound back into the mount namespace where a cover would hide them (the project's
-    /// directory, where the agent's own code usually is).
-    pub keep: Vec<&'a Path>,
+    /// The agent's own code (its program's and script arguments' directories), bound
+    /// back into the mount namespace where a cover would hide it, like the project.
+    pub code: Vec<&'a Path>,
     /// The endpoint's port.
     pub port: u16,
 }
@@ -435,20 +440,31 @@ impl Strict {
             .isolation
             .files
             .map(|_| landlock::ReadRules::new(&denied));
+        let tcp_by_landlock = probe.isolation.network == Some(Network::Seccomp)
+            && probe.isolation.files.is_some()
+            && probe.landlock_abi >= 4;
         let tier = match probe.isolation.network {
             Some(Network::Namespace) => Some(seccomp::Tier::Namespace),
             Some(Network::Seccomp) => Some(seccomp::Tier::Seccomp {
-                tcp: probe.isolation.files.is_some() && probe.landlock_abi >= 4,
+                tcp: tcp_by_landlock,
             }),
             None => None,
         };
         let filter = tier.and_then(|t| seccomp::filter(t).ok());
         let project_reads = read_rules.as_ref().map(|r| r.below(project));
+        // Unwritable here means no namespace files: `confine` then says so for each run.
+        let etc = (probe.isolation.network == Some(Network::Namespace))
+            .then(|| tempfile::tempdir().ok())
+            .flatten()
+            .filter(|d| write_etc(d.path()).is_ok());
         Strict {
             probe,
             read_rules,
             filter,
+            project: project.to_path_buf(),
             project_reads,
+            tcp_by_landlock,
+            etc,
             allow_write: allow_write
                 .iter()
                 .filter_map(|p| std::fs::canonicalize(p).ok())
@@ -468,37 +484,38 @@ impl Strict {
     ) -> Result<Confine, String> {
         let iso = self.probe.isolation;
         let mut rulesets = Vec::new();
+        let namespace_tier = iso.network == Some(Network::Namespace);
+        // Bound into the namespace beside the run's directory and the project.
+        let bound: Vec<&Path> = paths
+            .code
+            .iter()
+            .copied()
+            .chain(self.allow_write.iter().map(PathBuf::as_path))
+            .collect();
         if let Some(rules) = &self.read_rules {
             // What is bound into the mount namespace hangs below its tmpfs there: its
             // reads are granted on its own inodes.
-            let mut bound: Vec<landlock::ReadRules> = Vec::new();
-            if iso.network == Some(Network::Namespace) {
-                for p in paths.keep.iter().skip(1).chain(
-                    self.allow_write
-                        .iter()
-                        .map(PathBuf::as_path)
-                        .collect::<Vec<_>>()
-                        .iter(),
-                ) {
-                    bound.push(rules.below(p));
-                }
-            }
-            let mut refs: Vec<&landlock::ReadRules> = bound.iter().collect();
-            refs.extend(self.project_reads.as_ref());
+            let below: Vec<landlock::ReadRules> = if namespace_tier {
+                bound.iter().map(|p| rules.below(p)).collect()
+            } else {
+                Vec::new()
+            };
+            let mut refs: Vec<&landlock::ReadRules> = below.iter().collect();
+            refs.extend(self.project_reads.as_ref().filter(|_| namespace_tier));
             rulesets.push(landlock::read_layer(rules, &refs, paths.run_dir)?);
-            let tcp = (iso.network == Some(Network::Seccomp) && self.probe.landlock_abi >= 4)
-                .then_some(paths.port);
+            let tcp = self.tcp_by_landlock.then_some(paths.port);
             let mut writable = paths.writable.clone();
             writable.extend(self.allow_write.iter().map(PathBuf::as_path));
             rulesets.push(landlock::write_layer(&writable, tcp)?);
         }
-        let namespace = if iso.network == Some(Network::Namespace) {
-            let etc = paths.run_dir.join("etc");
-            write_etc(&etc).map_err(|e| format!("cannot write {}: {e}", etc.display()))?;
-            let mut keeps = vec![paths.run_dir];
-            keeps.extend(paths.keep.iter().copied());
-            keeps.extend(self.allow_write.iter().map(PathBuf::as_path));
-            Some(namespace_plan(&keeps, paths.port, Some(&etc)))
+        let namespace = if namespace_tier {
+            let etc = self
+                .etc
+                .as_ref()
+                .ok_or("the namespace's /etc files could not be written")?;
+            let mut keeps = vec![paths.run_dir, self.project.as_path()];
+            keeps.extend(bound);
+            Some(namespace_plan(&keeps, paths.port, Some(etc.path())))
         } else {
             None
         };
