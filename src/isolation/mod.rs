@@ -173,13 +173,7 @@ fn in_child(body: impl Fn() -> i32) -> bool {
         if pid == 0 {
             libc::_exit(body());
         }
-        if pid < 0 {
-            return false;
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0) == pid
-            && libc::WIFEXITED(status)
-            && libc::WEXITSTATUS(status) == 0
+        crate::process::launch::exited_zero(pid)
     }
 }
 

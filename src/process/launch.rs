@@ -174,14 +174,18 @@ fn probe(user_ns: bool) -> bool {
                 && status == 0;
             libc::_exit(if ok { 0 } else { 1 });
         }
-        if pid < 0 {
-            return false;
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0) == pid
-            && libc::WIFEXITED(status)
-            && libc::WEXITSTATUS(status) == 0
+        exited_zero(pid)
     }
+}
+
+/// Reaps the trial child `pid` (a failed clone's -1 included): true when it exited 0.
+pub(crate) fn exited_zero(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: `pid` is our own unreaped child; nobody else waits for it.
+    pid > 0
+        && unsafe { libc::waitpid(pid, &mut status, 0) } == pid
+        && libc::WIFEXITED(status)
+        && libc::WEXITSTATUS(status) == 0
 }
 
 /// What the child needs to exec the agent, prepared before the clone: C strings and the

@@ -134,13 +134,17 @@ fn run(p: &TestProject, mode: &str, env: &[(&str, &str)]) -> RunOutput {
     cmd.report()
 }
 
+/// What outside the run shows a probe's effect (a connection accepted, a file landed);
+/// `None` where the probe's own exit status is the only witness.
+type Witness<'a> = Option<&'a mut dyn FnMut() -> bool>;
+
 /// In cassette mode the probe got out: passed. In strict mode it did not: the probe
 /// exited 3, so the run failed (exit_code_mismatch), with the tier in `isolation`.
 fn assert_escapes_only_in_cassette(
     p: &TestProject,
     tier: &str,
     env: &[(&str, &str)],
-    outside: &mut dyn FnMut() -> bool,
+    outside: Witness,
 ) {
     assert_escapes_only_in_cassette_with(p, tier, env, &[], outside)
 }
@@ -151,7 +155,7 @@ fn assert_escapes_only_in_cassette_with(
     tier: &str,
     env: &[(&str, &str)],
     cassette_env: &[(&str, &str)],
-    outside: &mut dyn FnMut() -> bool,
+    mut outside: Witness,
 ) {
     let all: Vec<(&str, &str)> = env.iter().chain(cassette_env).copied().collect();
     let cassette = run(p, "cassette", &all);
@@ -162,10 +166,12 @@ fn assert_escapes_only_in_cassette_with(
         cassette.out.stdout
     );
     assert_eq!(cassette.fixture("probe")["isolation"], Value::Null);
-    assert!(
-        outside(),
-        "cassette mode: the probe's effect was not seen outside"
-    );
+    if let Some(seen) = outside.as_mut() {
+        assert!(
+            seen(),
+            "cassette mode: the probe's effect was not seen outside"
+        );
+    }
     let strict = run(p, "strict", env);
     assert_eq!(
         strict.verdict("probe"),
@@ -182,10 +188,12 @@ fn assert_escapes_only_in_cassette_with(
     let iso = &strict.fixture("probe")["isolation"];
     assert_eq!(iso["network"], tier, "{iso}");
     assert_eq!(iso["files"], "landlock", "{iso}");
-    assert!(
-        !outside(),
-        "{tier}: the probe's effect reached outside the run"
-    );
+    if let Some(seen) = outside.as_mut() {
+        assert!(
+            !seen(),
+            "{tier}: the probe's effect reached outside the run"
+        );
+    }
 }
 
 #[test]
@@ -195,7 +203,7 @@ fn tcp_to_the_hosts_loopback_is_cut_off() {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let p = probe_project(json!({"probe": "tcp", "port": port}));
-        assert_escapes_only_in_cassette(&p, tier, &env, &mut || listener.accept().is_ok());
+        assert_escapes_only_in_cassette(&p, tier, &env, Some(&mut || listener.accept().is_ok()));
     }
 }
 
@@ -264,7 +272,7 @@ fn udp_and_dns_to_the_host_never_arrive() {
         for probe in ["udp", "dns"] {
             let mut host = Responder::start();
             let p = probe_project(json!({"probe": probe, "port": host.port}));
-            assert_escapes_only_in_cassette(&p, tier, &env, &mut || host.got_one());
+            assert_escapes_only_in_cassette(&p, tier, &env, Some(&mut || host.got_one()));
         }
     }
 }
@@ -274,18 +282,8 @@ fn raw_sockets_are_refused() {
     for (tier, env) in tiers("raw_sockets_are_refused") {
         let p = probe_project(json!({"probe": "raw"}));
         // Root on the host may open one; nothing outside shows it, the exit status does.
-        assert_escapes_only_in_cassette(&p, tier, &env, &mut || true_in_cassette());
+        assert_escapes_only_in_cassette(&p, tier, &env, None);
     }
-}
-
-/// For probes whose only witness is the probe's own exit status: "seen" in cassette mode
-/// (the first call) and not after (the strict run's call).
-fn true_in_cassette() -> bool {
-    thread_local!(static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
-    CALLS.with(|c| {
-        c.set(c.get() + 1);
-        c.get() % 2 == 1
-    })
 }
 
 #[test]
@@ -297,7 +295,7 @@ fn the_hosts_unix_sockets_are_out_of_reach() {
         let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         let p = probe_project(json!({"probe": "abstract", "name": name}));
-        assert_escapes_only_in_cassette(&p, tier, &env, &mut || listener.accept().is_ok());
+        assert_escapes_only_in_cassette(&p, tier, &env, Some(&mut || listener.accept().is_ok()));
         drop(listener);
 
         // A stand-in for the Docker socket, under /run.
@@ -314,7 +312,12 @@ fn the_hosts_unix_sockets_are_out_of_reach() {
             let strict = run(&p, "strict", &env);
             assert_eq!(strict.verdict("probe"), "passed", "{}", strict.out.stdout);
         } else {
-            assert_escapes_only_in_cassette(&p, tier, &env, &mut || listener.accept().is_ok());
+            assert_escapes_only_in_cassette(
+                &p,
+                tier,
+                &env,
+                Some(&mut || listener.accept().is_ok()),
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -350,12 +353,17 @@ fn a_proxy_the_agent_sets_itself_leads_nowhere() {
         let p =
             probe_project(json!({"probe": "proxy", "proxy": format!("http://127.0.0.1:{port}")}));
         let mut before = 0;
-        assert_escapes_only_in_cassette(&p, tier, &env, &mut || {
-            let now = served.load(std::sync::atomic::Ordering::SeqCst);
-            let grew = now > before;
-            before = now;
-            grew
-        });
+        assert_escapes_only_in_cassette(
+            &p,
+            tier,
+            &env,
+            Some(&mut || {
+                let now = served.load(std::sync::atomic::Ordering::SeqCst);
+                let grew = now > before;
+                before = now;
+                grew
+            }),
+        );
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         server.join().unwrap();
     }
@@ -370,18 +378,18 @@ fn writes_outside_the_workspace_never_land() {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         let p2 = probe_project(json!({"probe": "write", "path": target}));
         let mut landed = || std::fs::remove_file(&target).is_ok();
-        assert_escapes_only_in_cassette(&p2, tier, &env, &mut landed);
+        assert_escapes_only_in_cassette(&p2, tier, &env, Some(&mut landed));
 
         let target = p.path().join("outside/through-link.txt");
         let p3 = probe_project(json!({"probe": "symlink", "target": target}));
         let mut landed = || std::fs::remove_file(&target).is_ok();
-        assert_escapes_only_in_cassette(&p3, tier, &env, &mut landed);
+        assert_escapes_only_in_cassette(&p3, tier, &env, Some(&mut landed));
     }
 }
 
 #[test]
 fn secrets_of_the_harness_users_home_are_unreadable() {
-    for (tier, mut env) in tiers("secrets_of_the_harness_users_home_are_unreadable") {
+    for (tier, env) in tiers("secrets_of_the_harness_users_home_are_unreadable") {
         let p = probe_project(json!({}));
         let home = p.path().join("fakehome");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
@@ -389,8 +397,53 @@ fn secrets_of_the_harness_users_home_are_unreadable() {
         std::fs::write(&key, "-----BEGIN FAKE KEY-----\n").unwrap();
         let p2 = probe_project(json!({"probe": "read", "path": key}));
         let home = home.display().to_string();
-        env.push(("HOME", Box::leak(home.into_boxed_str())));
-        assert_escapes_only_in_cassette(&p2, tier, &env, &mut || true_in_cassette());
+        let mut env: Vec<(&str, &str)> = env.clone();
+        env.push(("HOME", &home));
+        assert_escapes_only_in_cassette(&p2, tier, &env, None);
+    }
+}
+
+#[test]
+fn deny_read_and_every_fixtures_contract_are_unreadable_and_records_carry_isolation() {
+    for (tier, env) in tiers("deny_read_and_every_fixtures_contract_are_unreadable") {
+        // `[strict] deny_read` names a directory of the project, which the agent can
+        // otherwise read (the project is bound into the namespace).
+        let p = probe_project(json!({}));
+        let secret = p.path().join("secrets/token.txt");
+        p.write("secrets/token.txt", "sk-not-for-the-agent\n");
+        let p2 = probe_project(json!({"probe": "read", "path": secret}));
+        let config = p2.read("agent-replay.toml");
+        p2.write(
+            "agent-replay.toml",
+            &format!(
+                "{config}[strict]\ndeny_read = [{:?}]\n",
+                p.path().join("secrets").display().to_string()
+            ),
+        );
+        assert_escapes_only_in_cassette(&p2, tier, &env, None);
+
+        // The contract the agent is judged by is out of its reach (§14), its own included.
+        let p3 = probe_project(json!({}));
+        let contract = p3.path().join("fixtures/probe/expected.json");
+        p3.write_json(
+            "fixtures/probe/input.json",
+            &json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "probe",
+                    "timeout_seconds": 20, "task": {"probe": "read", "path": contract}}),
+        );
+        assert_escapes_only_in_cassette(&p3, tier, &env, None);
+
+        // The ledger's run record of the strict run names the layers; the cassette
+        // run's says null.
+        let ledger = p3.read(".agent-replay/ledger.jsonl");
+        let finals: Vec<Value> = ledger
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| !r["closed_at"].is_null())
+            .collect();
+        assert_eq!(finals.len(), 2, "{ledger}");
+        assert_eq!(finals[0]["isolation"], Value::Null, "{ledger}");
+        assert_eq!(finals[1]["isolation"]["network"], tier, "{ledger}");
+        assert_eq!(finals[1]["isolation"]["files"], "landlock", "{ledger}");
     }
 }
 
@@ -449,7 +502,7 @@ fn ptrace_of_another_process_is_refused() {
             tier,
             &env,
             &[("AGENT_REPLAY_PROCESS_ISOLATION", "subreaper")],
-            &mut || true_in_cassette(),
+            None,
         );
     }
     assert!(!process_running("sleep 4249"));
