@@ -28,6 +28,7 @@ pub mod json;
 pub mod ledger;
 pub mod live;
 pub mod monitor;
+pub mod out;
 pub mod partition;
 pub mod pool;
 pub mod process;

@@ -22,17 +22,17 @@ pub fn check(args: CheckArgs) -> u8 {
         if errors > 0 {
             invalid += 1;
         }
-        println!("{:>8} {}", if errors > 0 { "INVALID" } else { "ok" }, d.id);
+        crate::outln!("{:>8} {}", if errors > 0 { "INVALID" } else { "ok" }, d.id);
         for diag in &loaded.diagnostics {
             if !diag.is_error() {
                 warnings += 1;
             }
             for line in diag.to_string().lines() {
-                println!("  {line}");
+                crate::outln!("  {line}");
             }
         }
     }
-    println!(
+    crate::outln!(
         "\nchecked {} fixture{}: {} valid, {invalid} invalid, {warnings} warning{}",
         found.len(),
         if found.len() == 1 { "" } else { "s" },

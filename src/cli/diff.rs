@@ -69,16 +69,16 @@ pub fn diff(args: DiffArgs) -> u8 {
                 "changes": cs.iter().map(|c| json!({"pointer": c.pointer, "a": c.recorded, "b": c.live})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("serializes")
         );
     } else {
         for id in &added {
-            println!("added {id}");
+            crate::outln!("added {id}");
         }
         for id in &removed {
-            println!("removed {id}");
+            crate::outln!("removed {id}");
         }
         let show = |v: &Option<Value>| match v {
             Some(v) => crate::diagnostic::truncate(&v.to_string(), 120),
@@ -86,7 +86,7 @@ pub fn diff(args: DiffArgs) -> u8 {
         };
         for (id, cs) in &changed {
             for c in cs {
-                println!(
+                crate::outln!(
                     "changed {id} {}: {} → {}",
                     c.pointer,
                     show(&c.recorded),

@@ -55,31 +55,31 @@ pub fn generate(args: GenerateArgs) -> u8 {
             for w in &g.warnings {
                 eprintln!("warning: {w}");
             }
-            println!(
+            crate::outln!(
                 "generated {} from {}",
                 g.dir.display(),
                 args.trace.display()
             );
-            println!(
+            crate::outln!(
                 "  failure class: {}",
                 g.failure_class.as_deref().unwrap_or("(none)")
             );
-            println!("  contract:      {}", g.contract);
-            println!(
+            crate::outln!("  contract:      {}", g.contract);
+            crate::outln!(
                 "  cassette:      {} recorded call(s), tool and HTTP",
                 g.calls
             );
             if g.redactions.is_empty() {
-                println!("  redacted:      nothing");
+                crate::outln!("  redacted:      nothing");
             } else {
                 let parts: Vec<String> = g
                     .redactions
                     .iter()
                     .map(|(k, n)| format!("{n} {k}"))
                     .collect();
-                println!("  redacted:      {}", parts.join(", "));
+                crate::outln!("  redacted:      {}", parts.join(", "));
             }
-            println!(
+            crate::outln!(
                 "next: agent-replay prove {} --broken {}=\"<command of the build that produced the trace>\"",
                 g.dir.display(),
                 g.agent
@@ -180,8 +180,8 @@ pub fn prove(args: ProveArgs) -> u8 {
     };
     let reproduced = b.verdict == Verdict::Failed;
     let passes = matches!(f.verdict, Verdict::Passed | Verdict::Degraded);
-    println!("prove {}", fixture.id);
-    println!(
+    crate::outln!("prove {}", fixture.id);
+    crate::outln!(
         "  broken     `{command}`: {}  {}",
         show(b),
         if reproduced {
@@ -190,7 +190,7 @@ pub fn prove(args: ProveArgs) -> u8 {
             "NOT reproduced: the fixture does not catch this build"
         }
     );
-    println!(
+    crate::outln!(
         "  configured `{configured}`: {}  {}",
         show(f),
         if passes { "passes" } else { "does NOT pass" }
@@ -208,7 +208,7 @@ pub fn prove(args: ProveArgs) -> u8 {
     if let Err(e) = std::fs::write(&notes_path, text) {
         return usage_error(format!("cannot write {}: {e}", notes_path.display()), None);
     }
-    println!("  recorded in {}", notes_path.display());
+    crate::outln!("  recorded in {}", notes_path.display());
     if reproduced && passes {
         exit::OK
     } else {

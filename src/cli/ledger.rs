@@ -56,7 +56,7 @@ fn read(common: &LedgerArgs) -> Result<(Folded, PathBuf), u8> {
 }
 
 fn print_json(v: &impl serde::Serialize) {
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("reports serialize")
     );
@@ -89,7 +89,7 @@ pub fn stats(args: StatsArgs) -> u8 {
         if args.common.json {
             print_json(&stats);
         } else {
-            print!("{}", st::render(&stats));
+            crate::out!("{}", st::render(&stats));
         }
         Ok(exit::OK)
     };
@@ -129,13 +129,13 @@ pub fn watchdog(args: WatchdogArgs) -> u8 {
             } else {
                 "closed"
             };
-            println!(
+            crate::outln!(
                 "watchdog: {verb} {} abandoned run(s) (older than timeout_seconds + {}s)",
                 ids.len(),
                 grace_ms / 1000
             );
             for id in &ids {
-                println!("  {id}");
+                crate::outln!("  {id}");
             }
         }
         Ok(exit::OK)
@@ -166,9 +166,11 @@ pub fn reconcile(args: ReconcileArgs) -> u8 {
             v["applied"] = serde_json::json!(applied);
             print_json(&v);
         } else {
-            print!("{}", rec::render(&result));
+            crate::out!("{}", rec::render(&result));
             if args.apply {
-                println!("\napplied: appended {applied} corrected record(s) with reconciled: true");
+                crate::outln!(
+                    "\napplied: appended {applied} corrected record(s) with reconciled: true"
+                );
             }
         }
         Ok(exit::OK)
@@ -211,7 +213,7 @@ pub fn import(args: ImportArgs) -> u8 {
         ledger
             .append_all(&records)
             .map_err(|e| usage_error(e, None))?;
-        println!("imported {} run(s) into {}", records.len(), path.display());
+        crate::outln!("imported {} run(s) into {}", records.len(), path.display());
         Ok(exit::OK)
     };
     run().unwrap_or_else(|code| code)

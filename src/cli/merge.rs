@@ -80,11 +80,11 @@ pub fn merge(args: MergeArgs) -> u8 {
     };
     let results: Vec<FixtureResult> = merged.fixtures.iter().map(result_of).collect();
     for r in &results {
-        println!("{}", crate::report::human::line(r));
+        crate::outln!("{}", crate::report::human::line(r));
     }
-    print!("{}", crate::report::human::details(&results));
+    crate::out!("{}", crate::report::human::details(&results));
     let seconds = results.iter().map(|r| r.duration_ms).sum::<u64>() as f64 / 1000.0;
-    println!(
+    crate::outln!(
         "\nmerged {} report{}: {} fixtures: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
         args.reports.len(),
         if args.reports.len() == 1 { "" } else { "s" },

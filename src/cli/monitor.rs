@@ -76,7 +76,7 @@ pub fn monitor(args: MonitorArgs) -> u8 {
     // The health report needs every result: collected here.
     let mut results = Vec::with_capacity(selected.len());
     let _ = runner::run_fixtures(&settings, &selected, |r| {
-        println!("{}", crate::report::human::line(&r));
+        crate::outln!("{}", crate::report::human::line(&r));
         results.push(r);
     });
     crate::process::tree::sweep_orphans();
@@ -89,7 +89,7 @@ pub fn monitor(args: MonitorArgs) -> u8 {
         max_age_ms,
         now_ms,
     );
-    println!(
+    crate::outln!(
         "\nhealth{}: {} passing, {} failing, {} stale",
         tier.map(|t| format!(" ({t})")).unwrap_or_default(),
         health.fixtures_passing,
@@ -97,12 +97,12 @@ pub fn monitor(args: MonitorArgs) -> u8 {
         health.fixtures_stale
     );
     for f in health.fixtures.iter().filter(|f| !f.stale.is_empty()) {
-        println!("  stale {}: {}", f.id, f.stale.join("; "));
+        crate::outln!("  stale {}: {}", f.id, f.stale.join("; "));
     }
     for (class, w) in &health.silent_failure_window_minutes {
         match w {
-            Some(m) => println!("  silent-failure window {class}: {m:.1} min"),
-            None => println!("  silent-failure window {class}: unknown (no production run or failing replay of it in the ledger)"),
+            Some(m) => crate::outln!("  silent-failure window {class}: {m:.1} min"),
+            None => crate::outln!("  silent-failure window {class}: unknown (no production run or failing replay of it in the ledger)"),
         }
     }
     if let Some(path) = &args.json {

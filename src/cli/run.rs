@@ -49,7 +49,7 @@ pub fn run(args: RunArgs) -> u8 {
         .count();
     let runs = settings.repeat.unwrap_or(1) as usize;
     let jobs = settings.jobs.min((selected * runs).max(1));
-    println!(
+    crate::outln!(
         "agent-replay: running {selected} of {} fixture{} (mode {}, {jobs} job{}{})",
         fixtures.len(),
         if fixtures.len() == 1 { "" } else { "s" },

@@ -667,3 +667,28 @@ fn junit_classname_of_a_top_level_fixture_is_the_folder_it_was_found_in() {
         "{xml}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_stops_the_output_not_the_run() {
+    // `agent-replay run … | head -1`: stdout is a pipe whose reader has gone. The run
+    // still ends with its verdicts' exit status, every record and the JSON report.
+    let p = TestProject::new();
+    mixed_suite(&p);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(crate::project::bin())
+        .args(["run", "fixtures", "--json", "report.json", "--jobs", "2"])
+        .current_dir(p.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let ledger = ledger_lines(&p.read(".agent-replay/ledger.jsonl"));
+    let closed = ledger.iter().filter(|r| !r["closed_at"].is_null()).count();
+    assert_eq!(closed, 5, "a terminal record for each fixture run");
+    let report: Value = serde_json::from_str(&p.read("report.json")).unwrap();
+    assert_eq!(report["summary"]["total"], 6);
+}
