@@ -23,10 +23,22 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub strict: StrictConfig,
+    #[serde(default)]
+    pub generate: GenerateConfig,
     /// The directory holding the config; relative paths are resolved from here.
     #[serde(skip)]
     #[schemars(skip)]
     pub dir: Option<PathBuf>,
+}
+
+/// `[generate]`: how a trace that says nothing of a tool's effect is read.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// Globs over tool names (`search_*`, `get_*`) whose calls are reads when the trace
+    /// carries no effect and no MCP annotation for them; every other such call is a write.
+    #[serde(default)]
+    pub read_tools: Vec<String>,
 }
 
 /// `[strict]` (§14).

@@ -34,6 +34,10 @@ pub fn generate(args: GenerateArgs) -> u8 {
             .as_ref()
             .map(|c| c.redact.headers.clone())
             .unwrap_or_default(),
+        read_tools: config
+            .as_ref()
+            .map(|c| c.generate.read_tools.clone())
+            .unwrap_or_default(),
         format: match args.format {
             TraceFormatArg::Auto => TraceFormat::Auto,
             TraceFormatArg::Native => TraceFormat::Native,

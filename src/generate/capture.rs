@@ -16,6 +16,8 @@ pub struct CapturedCall {
 #[derive(Debug, Clone)]
 pub struct CapturedHttp {
     pub exchange: Value,
+    /// The interaction's `match` block, where the default (exact bodies) would not hold.
+    pub matching: Option<Value>,
     pub effect: Option<Effect>,
 }
 

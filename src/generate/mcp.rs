@@ -2,6 +2,7 @@
 //! `{"direction", "message"}`); each `tools/call` request paired with its response by id.
 
 use super::capture::{as_call_tool_result, Capture, CapturedCall, CapturedClose, TraceError};
+use crate::fixture::format::Effect;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -24,6 +25,9 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     let mut calls: Vec<(usize, String, String, Value, Option<Value>)> = Vec::new();
     let mut pending: HashMap<String, usize> = HashMap::new();
     let mut client = None;
+    // `tools/list` answers: each tool's `readOnlyHint` gives its calls' effect.
+    let mut listing: Vec<String> = Vec::new();
+    let mut read_only: HashMap<String, bool> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -39,6 +43,24 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                     .pointer("/params/clientInfo/name")
                     .and_then(Value::as_str)
                     .map(str::to_string);
+            }
+            (Some("tools/list"), Some(id)) => listing.push(id),
+            (None, Some(id)) if listing.contains(&id) => {
+                listing.retain(|l| *l != id);
+                for t in m
+                    .pointer("/result/tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let (Some(name), Some(hint)) = (
+                        t.get("name").and_then(Value::as_str),
+                        t.pointer("/annotations/readOnlyHint")
+                            .and_then(Value::as_bool),
+                    ) {
+                        read_only.insert(name.to_string(), hint);
+                    }
+                }
             }
             (Some("tools/call"), Some(id)) => {
                 let tool = m
@@ -75,7 +97,10 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     }
     for (n, id, tool, arguments, answer) in calls {
         match answer {
-            Some(result) => cap.calls.push(CapturedCall { tool, arguments, result, effect: None, server: None }),
+            Some(result) => {
+                let effect = read_only.get(&tool).map(|&ro| if ro { Effect::Read } else { Effect::Write });
+                cap.calls.push(CapturedCall { tool, arguments, result, effect, server: None })
+            }
             None if allow_lossy => cap.warnings.push(format!("{file}:{n}: `{tool}` has no response: left out")),
             None => {
                 return Err(TraceError::at(

@@ -11,11 +11,13 @@ pub mod capture;
 pub mod contract;
 mod inspect;
 mod mcp;
+mod model_call;
 mod native;
 mod otel;
 
 pub use capture::{Capture, TraceError};
 
+use crate::fixture::format::Effect;
 use crate::redact::Redactor;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -41,6 +43,9 @@ pub struct Options {
     pub format: TraceFormat,
     /// `[redact] headers`: more credential headers, dropped from HTTP exchanges.
     pub credential_headers: Vec<String>,
+    /// `[generate] read_tools`: globs naming the tools whose calls are reads when the
+    /// trace says nothing of their effect.
+    pub read_tools: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -141,6 +146,47 @@ fn input_bytes(cap: &Capture, redacted: &Value, r: &Redactor) -> Vec<u8> {
     bytes
 }
 
+/// Each call's effect: the trace's (its own field, or the MCP annotation it recorded),
+/// else a read where `[generate] read_tools` names the tool, else a write — the safe
+/// default (a write is never replayed as if it changed nothing), listed in a warning.
+fn effects_of(
+    calls: &[capture::CapturedCall],
+    read_tools: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Effect>, GenerateError> {
+    let globs = read_tools
+        .iter()
+        .map(|g| {
+            crate::sandbox::glob(g).map_err(|e| {
+                GenerateError::Out(format!(
+                    "agent-replay.toml: [generate] read_tools: {g:?} is not a glob: {e}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut assumed: Vec<&str> = Vec::new();
+    let effects = calls
+        .iter()
+        .map(|c| match c.effect {
+            Some(e) => e,
+            None if globs.iter().any(|g| g.is_match(&c.tool)) => Effect::Read,
+            None => {
+                if !assumed.contains(&c.tool.as_str()) {
+                    assumed.push(&c.tool);
+                }
+                Effect::Write
+            }
+        })
+        .collect();
+    if !assumed.is_empty() {
+        warnings.push(format!(
+            "the trace says nothing of the effect of {}: recorded as write; name the reads in agent-replay.toml's [generate] read_tools (globs such as \"search_*\")",
+            assumed.join(", ")
+        ));
+    }
+    Ok(effects)
+}
+
 pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError> {
     let file = trace.display().to_string();
     let text = std::fs::read_to_string(trace)
@@ -212,6 +258,7 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
         }
     }
     let envelope = r.redact_value_counted(&envelope, &mut counts);
+    let effects = effects_of(&cap.calls, &opts.read_tools, &mut warnings)?;
     let input_bytes = input_bytes(&cap, &envelope, r);
     let mut interactions: Vec<Value> = cap
         .calls
@@ -224,9 +271,7 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
                 "arguments": r.redact_value_counted(&c.arguments, &mut counts),
                 "result": r.redact_value_counted(&c.result, &mut counts),
             });
-            if let Some(e) = c.effect {
-                it["effect"] = json!(e.as_str());
-            }
+            it["effect"] = json!(effects[i].as_str());
             if let Some(s) = &c.server {
                 it["server"] = json!(s);
             }
@@ -247,6 +292,9 @@ pub fn generate(trace: &Path, opts: &Options) -> Result<Generated, GenerateError
         let mut it = json!({"id": format!("h{}", i + 1), "http": r.redact_value_counted(&exchange, &mut counts)});
         if let Some(e) = h.effect {
             it["effect"] = json!(e.as_str());
+        }
+        if let Some(m) = &h.matching {
+            it["match"] = m.clone();
         }
         interactions.push(it);
     }

@@ -111,7 +111,11 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                     Some("write") => Some(Effect::Write),
                     _ => None,
                 };
-                cap.http.push(CapturedHttp { exchange, effect });
+                cap.http.push(CapturedHttp {
+                    exchange,
+                    matching: None,
+                    effect,
+                });
             }
             "artifact" => {
                 if let Some(p) = v.get("path").and_then(Value::as_str) {

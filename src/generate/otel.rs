@@ -1,7 +1,12 @@
-//! OpenTelemetry GenAI spans (an OTLP JSON export): `execute_tool` spans become tool calls,
-//! the `invoke_agent` span gives the envelope and the outcome.
+//! OpenTelemetry spans (an OTLP JSON export, one document or the collector's `file`
+//! exporter's one request a line; ids hex or base64, enums as numbers or names) in the
+//! GenAI conventions (`execute_tool`, `chat`, `invoke_agent` spans) or OpenInference's
+//! (`openinference.span.kind` TOOL, LLM, AGENT/CHAIN): tool spans become tool calls, model
+//! spans the fixture's model and its `http` interactions, the agent span (or the root
+//! span) the envelope and the outcome.
 
 use super::capture::{as_call_tool_result, Capture, CapturedCall, CapturedClose, TraceError};
+use super::model_call::{self, ModelCall};
 use serde_json::{json, Map, Value};
 
 fn attr_value(v: &Value) -> Value {
@@ -66,6 +71,107 @@ fn spans(doc: &Value, out: &mut Vec<Value>) {
                     .cloned(),
             );
         }
+    }
+}
+
+/// An OTLP id as lowercase hex: the OTLP/JSON encoding writes hex, protobuf's JSON
+/// mapping (the collector's `file` exporter, `MessageToJson`) base64.
+fn id_hex(v: Option<&Value>) -> Option<String> {
+    let s = v?.as_str()?;
+    if matches!(s.len(), 16 | 32) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(s.to_ascii_lowercase());
+    }
+    let bytes = crate::base64::decode(s)
+        .ok()
+        .filter(|b| matches!(b.len(), 8 | 16))?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// OpenInference flattens lists into dotted keys (`llm.input_messages.0.message.role`):
+/// the value under `prefix`, rebuilt, numeric segments as array indices.
+fn unflatten(attrs: &Map<String, Value>, prefix: &str) -> Option<Value> {
+    let dotted = format!("{prefix}.");
+    let mut root = Value::Null;
+    for (key, value) in attrs {
+        let Some(rest) = key.strip_prefix(&dotted) else {
+            continue;
+        };
+        let mut node = &mut root;
+        for seg in rest.split('.') {
+            node = match seg.parse::<usize>() {
+                Ok(i) if i < 10_000 => {
+                    if !node.is_array() {
+                        *node = Value::Array(Vec::new());
+                    }
+                    let items = node.as_array_mut().expect("just made an array");
+                    if items.len() <= i {
+                        items.resize(i + 1, Value::Null);
+                    }
+                    &mut items[i]
+                }
+                _ => {
+                    if !node.is_object() {
+                        *node = Value::Object(Map::new());
+                    }
+                    node.as_object_mut()
+                        .expect("just made an object")
+                        .entry(seg)
+                        .or_insert(Value::Null)
+                }
+            };
+        }
+        *node = value.clone();
+    }
+    (!root.is_null()).then_some(root)
+}
+
+fn int_attr(attrs: &Map<String, Value>, key: &str) -> Option<i64> {
+    let v = attrs.get(key)?;
+    v.as_i64().or_else(|| v.as_str()?.parse().ok())
+}
+
+/// A GenAI `chat` span's model exchange.
+fn gen_ai_call(attrs: &Map<String, Value>) -> ModelCall {
+    let mut messages: Vec<Value> = json_attr(attrs, "gen_ai.system_instructions")
+        .as_ref()
+        .and_then(model_call::system_message)
+        .into_iter()
+        .collect();
+    if let Some(m) = json_attr(attrs, "gen_ai.input.messages") {
+        messages.extend(model_call::from_gen_ai(&m));
+    }
+    let answer = json_attr(attrs, "gen_ai.output.messages")
+        .map(|m| model_call::from_gen_ai(&m))
+        .and_then(|m| m.into_iter().next());
+    ModelCall {
+        model: attrs
+            .get("gen_ai.request.model")
+            .or_else(|| attrs.get("gen_ai.response.model"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        messages,
+        answer,
+        input_tokens: int_attr(attrs, "gen_ai.usage.input_tokens"),
+        output_tokens: int_attr(attrs, "gen_ai.usage.output_tokens"),
+    }
+}
+
+/// An OpenInference `LLM` span's model exchange.
+fn openinference_call(attrs: &Map<String, Value>) -> ModelCall {
+    let of = |k: &str| {
+        unflatten(attrs, k)
+            .map(|m| model_call::from_openinference(&m))
+            .unwrap_or_default()
+    };
+    ModelCall {
+        model: attrs
+            .get("llm.model_name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        messages: of("llm.input_messages"),
+        answer: of("llm.output_messages").into_iter().next(),
+        input_tokens: int_attr(attrs, "llm.token_count.prompt"),
+        output_tokens: int_attr(attrs, "llm.token_count.completion"),
     }
 }
 
@@ -153,36 +259,64 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     });
     let mut cap = Capture::default();
     let mut agent_span: Option<(Map<String, Value>, Value)> = None;
-    // Frameworks that put the model exchange on `chat` spans (pydantic-ai): the first one's
-    // model and input, the last one's output.
+    // Frameworks that put the model exchange on `chat` / LLM spans (pydantic-ai,
+    // OpenInference): the first one's model and input, the last one's output.
+    let mut model_calls: Vec<ModelCall> = Vec::new();
     let mut first_chat: Option<Map<String, Value>> = None;
     let mut last_chat: Option<Map<String, Value>> = None;
+    // OpenInference has no agent span of its own: the root span stands for the run.
+    let mut root: Option<(Map<String, Value>, Value)> = None;
     for span in &all {
         let attrs = attributes(span);
         let op = attrs
             .get("gen_ai.operation.name")
             .and_then(Value::as_str)
             .unwrap_or("");
+        let kind = attrs
+            .get("openinference.span.kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let name = span.get("name").and_then(Value::as_str).unwrap_or("");
-        if op == "execute_tool" || name.starts_with("execute_tool") {
-            let tool = attrs
-                .get("gen_ai.tool.name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    TraceError::file(
-                        file,
-                        format!("execute_tool span {name:?} has no gen_ai.tool.name"),
-                    )
-                })?;
+        let span_id = id_hex(span.get("spanId")).unwrap_or_default();
+        let is_root = id_hex(span.get("parentSpanId")).is_none();
+        if root.is_none() && is_root && !kind.is_empty() {
+            root = Some((attrs.clone(), span.clone()));
+        }
+        if op == "execute_tool" || name.starts_with("execute_tool") || kind == "TOOL" {
+            let (tool, args_key, result_key) = if kind == "TOOL" {
+                (
+                    attrs
+                        .get("tool.name")
+                        .and_then(Value::as_str)
+                        .or(Some(name).filter(|n| !n.is_empty())),
+                    "input.value",
+                    "output.value",
+                )
+            } else {
+                (
+                    attrs.get("gen_ai.tool.name").and_then(Value::as_str),
+                    "gen_ai.tool.call.arguments",
+                    "gen_ai.tool.call.result",
+                )
+            };
+            let tool = tool.ok_or_else(|| {
+                TraceError::file(
+                    file,
+                    format!(
+                        "tool span {name:?} (span {span_id}) has no gen_ai.tool.name or tool.name"
+                    ),
+                )
+            })?;
             let is_error = failed(span, &attrs);
-            let arguments = json_attr(&attrs, "gen_ai.tool.call.arguments");
-            let result = json_attr(&attrs, "gen_ai.tool.call.result");
+            let arguments = json_attr(&attrs, args_key);
+            let result = json_attr(&attrs, result_key).map(tool_output);
             // Exported without message content (the conventions' default): the call's
             // arguments and answer are not in the trace, so a fixture would not describe it.
             if arguments.is_none() && result.is_none() && !is_error && !allow_lossy {
                 return Err(TraceError::file(
                     file,
-                    format!("lossy trace: execute_tool span {name:?} ({tool}) has neither gen_ai.tool.call.arguments nor gen_ai.tool.call.result — the trace was exported without message content; export with content capture on, or pass --allow-lossy"),
+                    format!("lossy trace: tool span {name:?} (span {span_id}, tool {tool}) has neither {args_key} nor {result_key} — the trace was exported without message content; export with content capture on, or pass --allow-lossy"),
                 ));
             }
             let result = match (result, is_error) {
@@ -194,7 +328,11 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
             };
             cap.calls.push(CapturedCall {
                 tool: tool.to_string(),
-                arguments: arguments.unwrap_or_else(|| json!({})),
+                arguments: match arguments {
+                    Some(Value::Object(m)) => Value::Object(m),
+                    Some(other) => json!({"input": other}),
+                    None => json!({}),
+                },
                 result,
                 effect: None,
                 server: None,
@@ -203,13 +341,17 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
         {
             agent_span = Some((attrs, span.clone()));
         } else if op == "chat" || name.starts_with("chat ") {
+            model_calls.push(gen_ai_call(&attrs));
             if first_chat.is_none() {
                 first_chat = Some(attrs.clone());
             }
             last_chat = Some(attrs);
+        } else if kind == "LLM" {
+            model_calls.push(openinference_call(&attrs));
         }
     }
-    let (attrs, span) = agent_span.unwrap_or_default();
+    let openinference = agent_span.is_none() && root.is_some();
+    let (attrs, span) = agent_span.or(root).unwrap_or_default();
     let (first_chat, last_chat) = (
         first_chat.unwrap_or_default(),
         last_chat.unwrap_or_default(),
@@ -222,41 +364,72 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
             .map(str::to_string)
     };
     let json_of = |k: &str| json_attr(&attrs, k).or_else(|| json_attr(&first_chat, k));
-    let agent = text_attr("gen_ai.agent.name").unwrap_or_else(|| "agent".into());
+    let first_call = model_calls.first().cloned().unwrap_or_default();
+    let agent = text_attr("gen_ai.agent.name")
+        .or_else(|| {
+            openinference
+                .then(|| span.get("name").and_then(Value::as_str).map(str::to_string))
+                .flatten()
+        })
+        .unwrap_or_else(|| "agent".into());
     let task_id = text_attr("agent_replay.task_id")
         .or_else(|| text_attr("gen_ai.conversation.id"))
-        .or_else(|| {
-            span.get("traceId")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .or_else(|| text_attr("session.id"))
+        .or_else(|| id_hex(span.get("traceId")))
         .unwrap_or_else(|| "otel-run".into());
     let mut task = Map::new();
     if let Some(m) = json_of("gen_ai.input.messages") {
         task.insert("messages".into(), m);
+    } else if openinference {
+        // The prompt: the first model call's user messages, else the run's input.
+        let prompt: Vec<Value> = first_call
+            .messages
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .cloned()
+            .collect();
+        if !prompt.is_empty() {
+            task.insert("messages".into(), Value::Array(prompt));
+        } else if let Some(i) = json_attr(&attrs, "input.value") {
+            task.insert("input".into(), i);
+        }
     }
     if let Some(i) = json_of("gen_ai.system_instructions") {
         task.insert("instructions".into(), i);
+    } else if let Some(system) = first_call.messages.iter().find(|m| m["role"] == "system") {
+        task.insert("instructions".into(), system["content"].clone());
     }
+    let model = text_attr("gen_ai.request.model").or_else(|| first_call.model.clone());
     cap.envelope = json!({
         "format": "agent-replay/input@1",
         "task_id": task_id,
         "agent": agent,
-        "model": text_attr("gen_ai.request.model"),
+        "model": model,
         "task": task,
     });
     if span.is_object() {
         let failed = failed(&span, &attrs);
         // The run's final output: the agent span's, else pydantic-ai's `final_result`,
-        // else the last model answer.
+        // else OpenInference's `output.value`, else the last model answer.
         let mut output = Map::new();
+        let last_answer = model_calls
+            .iter()
+            .rev()
+            .find_map(|c| c.answer.clone())
+            .map(|a| json!([a]));
         if let Some(m) = json_attr(&attrs, "gen_ai.output.messages")
             .or_else(|| json_attr(&last_chat, "gen_ai.output.messages"))
+            .or(last_answer)
         {
             output.insert("messages".into(), m);
         }
         if let Some(r) = json_attr(&attrs, "final_result") {
             output.insert("final_result".into(), r);
+        }
+        if openinference {
+            if let Some(o) = json_attr(&attrs, "output.value") {
+                output.insert("output".into(), o);
+            }
         }
         cap.close = Some(CapturedClose {
             status: if failed { "failed" } else { "succeeded" }.into(),
@@ -275,16 +448,41 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
         });
     } else {
         cap.warnings.push(format!(
-            "{file}: no invoke_agent span: the envelope is synthesized (agent \"agent\")"
+            "{file}: no invoke_agent span and no OpenInference root span: the envelope is synthesized (agent \"agent\")"
         ));
         cap.close = Some(CapturedClose::assumed_success());
     }
     if cap.calls.is_empty() {
         cap.warnings.push(format!(
-            "{file}: no execute_tool spans: the cassette is empty"
+            "{file}: no tool spans (execute_tool, or OpenInference TOOL): the cassette has no tool calls"
+        ));
+    }
+    let without_exchange = model_calls
+        .iter()
+        .filter(|c| c.answer.is_none() || c.messages.is_empty())
+        .count();
+    cap.http = model_calls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.http(i + 1))
+        .collect();
+    if without_exchange > 0 {
+        cap.warnings.push(format!(
+            "{file}: {without_exchange} model call(s) without their messages in the trace: not in the cassette (an agent that calls a model API replays only the calls whose exchange was recorded)"
         ));
     }
     Ok(cap)
+}
+
+/// A tool span's output: OpenInference writes LangChain's whole `ToolMessage`; its
+/// `content` is what the tool answered.
+fn tool_output(v: Value) -> Value {
+    match v {
+        Value::Object(ref m) if m.get("type").and_then(Value::as_str) == Some("tool") => {
+            m.get("content").cloned().unwrap_or(v)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
