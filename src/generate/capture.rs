@@ -56,8 +56,8 @@ pub struct Capture {
     pub calls: Vec<CapturedCall>,
     /// HTTP exchanges (`http` lines, §11): each `{"request", "response"}`, as in a cassette.
     pub http: Vec<CapturedHttp>,
-    /// Written by `agent-replay capture`: the agent never closed the run itself, so its
-    /// exit code stands for the status.
+    /// The agent never closed the run itself — a trace written by `agent-replay capture`,
+    /// or a framework's own spans — so its exit code stands for the status.
     pub captured: bool,
     pub artifacts: Vec<String>,
     /// `None`: the run never closed.

@@ -20,6 +20,9 @@ pub struct ModelCall {
     pub answer: Option<Value>,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
+    /// The exchange went through OpenAI's Responses API (the OpenAI Agents SDK): its
+    /// input items and the whole `response` object the SDK received.
+    pub responses: Option<(Vec<Value>, Value)>,
 }
 
 impl ModelCall {
@@ -28,6 +31,9 @@ impl ModelCall {
     /// agent sends again unchanged); what the model answered came from the provider and
     /// is replayed as it was. `None` without both sides of the exchange.
     pub fn http(&self, n: usize) -> Option<CapturedHttp> {
+        if let Some((input, response)) = &self.responses {
+            return Some(self.responses_http(input, response));
+        }
         let answer = self.answer.clone()?;
         if self.messages.is_empty() {
             return None;
@@ -78,6 +84,48 @@ impl ModelCall {
     }
 }
 
+impl ModelCall {
+    /// `POST https://api.openai.com/v1/responses`, matched on the model and each input
+    /// item's kind (its `role` or `type`, and a user or system message's text), answered
+    /// with the response object the trace holds.
+    fn responses_http(&self, input: &[Value], response: &Value) -> CapturedHttp {
+        let matched: Vec<Value> = input
+            .iter()
+            .map(|item| {
+                let mut m = Map::new();
+                for k in ["type", "role"] {
+                    if let Some(v) = item.get(k) {
+                        m.insert(k.into(), v.clone());
+                    }
+                }
+                if matches!(
+                    item.get("role").and_then(Value::as_str),
+                    Some("user" | "system")
+                ) {
+                    if let Some(c @ Value::String(_)) = item.get("content") {
+                        m.insert("content".into(), c.clone());
+                    }
+                }
+                Value::Object(m)
+            })
+            .collect();
+        let mut body = json!({"input": matched});
+        if let Some(m) = &self.model {
+            body["model"] = json!(m);
+        }
+        CapturedHttp {
+            exchange: json!({
+                "request": {"method": "POST", "url": "https://api.openai.com/v1/responses",
+                            "headers": {"content-type": "application/json"}, "body": body},
+                "response": {"status": 200, "headers": {"content-type": "application/json"},
+                             "body": response},
+            }),
+            matching: Some(json!({"body": "subset"})),
+            effect: Some(Effect::Read),
+        }
+    }
+}
+
 /// A tool call's arguments as chat completions carry them: a JSON string.
 fn arguments_text(v: Option<&Value>) -> String {
     match v {
@@ -125,7 +173,9 @@ pub fn from_gen_ai(messages: &Value) -> Vec<Value> {
                 _ => {}
             }
         }
-        if role == "tool" {
+        // Tool answers travel in a message of their own (pydantic-ai sends them as a
+        // `user` request): nothing else of it is left to send.
+        if role == "tool" || (text.is_empty() && calls.is_empty() && !parts.is_empty()) {
             continue;
         }
         let mut chat = Map::new();
@@ -216,7 +266,7 @@ mod tests {
         let input = json!([
             {"role": "user", "parts": [{"type": "text", "content": "price of A?"}]},
             {"role": "assistant", "parts": [{"type": "tool_call", "id": "t1", "name": "search", "arguments": {"q": "A"}}]},
-            {"role": "tool", "parts": [{"type": "tool_call_response", "id": "t1", "response": "$42"}]},
+            {"role": "user", "parts": [{"type": "tool_call_response", "id": "t1", "response": "$42"}]},
         ]);
         let mut messages =
             vec![system_message(&json!([{"type": "text", "content": "be brief"}])).unwrap()];
@@ -238,6 +288,7 @@ mod tests {
             answer: answer.into_iter().next(),
             input_tokens: Some(10),
             output_tokens: Some(4),
+            responses: None,
         };
         let h = call.http(1).unwrap().exchange;
         assert_eq!(

@@ -153,6 +153,7 @@ fn gen_ai_call(attrs: &Map<String, Value>) -> ModelCall {
         answer,
         input_tokens: int_attr(attrs, "gen_ai.usage.input_tokens"),
         output_tokens: int_attr(attrs, "gen_ai.usage.output_tokens"),
+        responses: None,
     }
 }
 
@@ -172,6 +173,18 @@ fn openinference_call(attrs: &Map<String, Value>) -> ModelCall {
         answer: of("llm.output_messages").into_iter().next(),
         input_tokens: int_attr(attrs, "llm.token_count.prompt"),
         output_tokens: int_attr(attrs, "llm.token_count.completion"),
+        // The OpenAI Agents SDK's spans hold the Responses API exchange whole.
+        responses: match (
+            json_attr(attrs, "input.value"),
+            json_attr(attrs, "output.value"),
+        ) {
+            (Some(Value::Array(input)), Some(r @ Value::Object(_)))
+                if r.get("object").and_then(Value::as_str) == Some("response") =>
+            {
+                Some((input, r))
+            }
+            _ => None,
+        },
     }
 }
 
@@ -220,7 +233,9 @@ fn failure_message(span: &Value, attrs: &Map<String, Value>) -> Option<String> {
                 })
             })
     };
-    status.or_else(exception).or_else(|| {
+    // The exception event first: a status message may carry a whole traceback
+    // (OpenInference writes `repr(exc)` and the formatted stack there).
+    exception().or(status).or_else(|| {
         attrs
             .get("error.type")
             .and_then(Value::as_str)
@@ -257,7 +272,12 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
             })
             .unwrap_or(0)
     });
-    let mut cap = Capture::default();
+    // A framework's own trace: the agent under it talks to its model and tools, not to
+    // the gateway, and never closes a run — its exit code is what it reports.
+    let mut cap = Capture {
+        captured: true,
+        ..Capture::default()
+    };
     let mut agent_span: Option<(Map<String, Value>, Value)> = None;
     // Frameworks that put the model exchange on `chat` / LLM spans (pydantic-ai,
     // OpenInference): the first one's model and input, the last one's output.
@@ -266,12 +286,17 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     let mut last_chat: Option<Map<String, Value>> = None;
     // OpenInference has no agent span of its own: the root span stands for the run.
     let mut root: Option<(Map<String, Value>, Value)> = None;
+    // The tool calls the model asked for, not yet seen run: LangChain's tool span holds a
+    // one-argument tool's bare value, the model's request the named arguments.
+    let mut requested: Vec<(String, Value)> = Vec::new();
     for span in &all {
         let attrs = attributes(span);
         let op = attrs
             .get("gen_ai.operation.name")
             .and_then(Value::as_str)
-            .unwrap_or("");
+            .unwrap_or("")
+            .to_string();
+        let models_before = model_calls.len();
         let kind = attrs
             .get("openinference.span.kind")
             .and_then(Value::as_str)
@@ -309,8 +334,20 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                 )
             })?;
             let is_error = failed(span, &attrs);
-            let arguments = json_attr(&attrs, args_key);
-            let result = json_attr(&attrs, result_key).map(tool_output);
+            let asked = requested
+                .iter()
+                .position(|(t, _)| t == tool)
+                .map(|i| requested.remove(i).1);
+            let arguments = match (json_attr(&attrs, args_key), asked) {
+                (Some(Value::String(s)), _) if s == "__REDACTED__" => None,
+                (Some(Value::Object(m)), _) => Some(Value::Object(m)),
+                (Some(_), Some(a @ Value::Object(_))) => Some(a),
+                (Some(other), _) => Some(other),
+                (None, _) => None,
+            };
+            let result = json_attr(&attrs, result_key)
+                .filter(|r| r.as_str() != Some("__REDACTED__"))
+                .map(tool_output);
             // Exported without message content (the conventions' default): the call's
             // arguments and answer are not in the trace, so a fixture would not describe it.
             if arguments.is_none() && result.is_none() && !is_error && !allow_lossy {
@@ -348,6 +385,27 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
             last_chat = Some(attrs);
         } else if kind == "LLM" {
             model_calls.push(openinference_call(&attrs));
+        }
+        if let Some(answer) = model_calls.last().and_then(|c| c.answer.as_ref()) {
+            if model_calls.len() > models_before {
+                for call in answer
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let (Some(t), args) = (
+                        call.pointer("/function/name").and_then(Value::as_str),
+                        call.pointer("/function/arguments").and_then(Value::as_str),
+                    ) else {
+                        continue;
+                    };
+                    let args = args
+                        .and_then(|a| serde_json::from_str(a).ok())
+                        .unwrap_or(Value::Null);
+                    requested.push((t.to_string(), args));
+                }
+            }
         }
     }
     let openinference = agent_span.is_none() && root.is_some();
@@ -431,6 +489,26 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
                 output.insert("output".into(), o);
             }
         }
+        // Files the final answer says it made ("Saved the report to out/report.md"): the
+        // claims a `missing_artifact` contract holds the run to.
+        let final_text: Vec<String> = [
+            attrs.get("final_result").cloned(),
+            model_calls
+                .iter()
+                .rev()
+                .find_map(|c| c.answer.as_ref()?.get("content").cloned()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+        for text in &final_text {
+            for p in mentioned_paths(text) {
+                if !cap.artifacts.contains(&p) {
+                    cap.artifacts.push(p);
+                }
+            }
+        }
         cap.close = Some(CapturedClose {
             status: if failed { "failed" } else { "succeeded" }.into(),
             output: if output.is_empty() {
@@ -474,13 +552,44 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     Ok(cap)
 }
 
-/// A tool span's output: OpenInference writes LangChain's whole `ToolMessage`; its
-/// `content` is what the tool answered.
+/// Relative file paths named in a text (`out/report.md`, `summary.txt`): a token with a
+/// file extension, no scheme, not absolute, not climbing out.
+fn mentioned_paths(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for token in text.split_whitespace() {
+        let t = token.trim_matches(|c: char| "\"'`()[]{}<>,;:!?".contains(c));
+        let t = t.strip_suffix('.').unwrap_or(t);
+        let ext = t.rsplit_once('.').map(|(stem, ext)| (stem, ext));
+        let looks_like_file = ext.is_some_and(|(stem, ext)| {
+            !stem.is_empty()
+                && !stem.ends_with('/')
+                && (1..=5).contains(&ext.len())
+                && ext.chars().all(|c| c.is_ascii_alphanumeric())
+                && ext.chars().any(|c| c.is_ascii_alphabetic())
+        });
+        if looks_like_file
+            && !t.contains("://")
+            && !t.starts_with('/')
+            && !t.starts_with('~')
+            && !t.split('/').any(|c| c == ".." || c.is_empty())
+            && !t.contains('@')
+            && !out.iter().any(|o| o == t)
+        {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// A tool span's output: OpenInference writes LangChain's whole `ToolMessage`
+/// (`{"type": "tool", "data": {"content", …}}`); its `content` is what the tool answered.
 fn tool_output(v: Value) -> Value {
     match v {
-        Value::Object(ref m) if m.get("type").and_then(Value::as_str) == Some("tool") => {
-            m.get("content").cloned().unwrap_or(v)
-        }
+        Value::Object(ref m) if m.get("type").and_then(Value::as_str) == Some("tool") => m
+            .get("content")
+            .or_else(|| m.get("data").and_then(|d| d.get("content")))
+            .cloned()
+            .unwrap_or(v),
         other => other,
     }
 }
@@ -546,5 +655,41 @@ mod tests {
             "{e}"
         );
         assert!(parse("t.json", &text, true).is_ok());
+    }
+
+    #[test]
+    fn ids_are_hex_whether_written_hex_or_base64_and_flattened_lists_are_rebuilt() {
+        assert_eq!(
+            id_hex(Some(&json!("5B8EFFF798038103D269B633813FC60C"))).as_deref(),
+            Some("5b8efff798038103d269b633813fc60c")
+        );
+        // protobuf's JSON mapping of the same 16 bytes.
+        assert_eq!(
+            id_hex(Some(&json!("W47/95gDgQPSabYzgT/GDA=="))).as_deref(),
+            Some("5b8efff798038103d269b633813fc60c")
+        );
+        assert_eq!(id_hex(Some(&json!(""))), None);
+        let mut attrs = Map::new();
+        for (k, v) in [
+            ("llm.input_messages.1.message.role", "user"),
+            ("llm.input_messages.0.message.role", "system"),
+            ("llm.input_messages.10.message.role", "tool"),
+            ("llm.input_messages.1.message.content", "hi"),
+        ] {
+            attrs.insert(k.into(), json!(v));
+        }
+        let m = unflatten(&attrs, "llm.input_messages").unwrap();
+        assert_eq!(m[0]["message"]["role"], "system");
+        assert_eq!(m[1]["message"], json!({"role": "user", "content": "hi"}));
+        assert_eq!(m[10]["message"]["role"], "tool");
+        assert_eq!(m.as_array().unwrap().len(), 11);
+    }
+
+    #[test]
+    fn files_a_final_answer_claims_are_its_relative_paths() {
+        assert_eq!(
+            mentioned_paths("Saved the report to out/report.md. Also see notes.txt, https://x.io/a.html and /etc/passwd or ../up.md; v1.2 costs $4.50"),
+            ["out/report.md", "notes.txt"]
+        );
     }
 }
