@@ -7,6 +7,7 @@ mod project;
 mod check;
 mod clients;
 mod examples;
+mod frameworks;
 mod gateway;
 mod generate;
 mod http_live;
