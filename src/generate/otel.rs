@@ -559,7 +559,7 @@ fn mentioned_paths(text: &str) -> Vec<String> {
     for token in text.split_whitespace() {
         let t = token.trim_matches(|c: char| "\"'`()[]{}<>,;:!?".contains(c));
         let t = t.strip_suffix('.').unwrap_or(t);
-        let ext = t.rsplit_once('.').map(|(stem, ext)| (stem, ext));
+        let ext = t.rsplit_once('.');
         let looks_like_file = ext.is_some_and(|(stem, ext)| {
             !stem.is_empty()
                 && !stem.ends_with('/')
