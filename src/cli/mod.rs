@@ -53,9 +53,9 @@ pub fn main() -> ExitCode {
 
 /// Prints a usage or configuration error and returns exit status 2.
 pub(crate) fn usage_error(message: impl std::fmt::Display, hint: Option<&str>) -> u8 {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", crate::out::visible(&message.to_string()));
     if let Some(h) = hint {
-        eprintln!("  hint: {h}");
+        eprintln!("  hint: {}", crate::out::visible(h));
     }
     crate::exit::USAGE
 }

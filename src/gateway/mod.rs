@@ -464,11 +464,23 @@ impl Session {
             .and_then(Value::as_str)
             .ok_or_else(|| refuse("invalid params: `path` must be a string".into()))?;
         let rel = path.trim_start_matches("./");
+        if rel.contains('\0') {
+            return Err(refuse(
+                "invalid params: an artifact path may not contain a NUL byte".into(),
+            ));
+        }
         let real = resolve_inside(&self.workspace, rel).ok_or_else(|| {
             refuse(format!(
                 "invalid params: artifact path `{path}` is outside the workspace (absolute, `..` or through a symlink); report paths relative to the working directory"
             ))
         })?;
+        if let Ok(meta) = std::fs::metadata(&real) {
+            if !meta.is_file() && !meta.is_dir() {
+                return Err(refuse(format!(
+                    "invalid params: artifact `{path}` is not a regular file (a FIFO, a socket or a device): an artifact is a file the run wrote"
+                )));
+            }
+        }
         let hashed = if real.is_file() {
             crate::sandbox::hash_file(&real).ok()
         } else {

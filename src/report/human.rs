@@ -8,7 +8,6 @@ use super::Summary;
 use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use std::fmt::Write;
-use std::io::Write as _;
 
 /// The human report of a run in progress.
 #[derive(Debug, Default)]
@@ -27,9 +26,7 @@ impl Human {
     pub fn add(&mut self, mut r: FixtureResult) {
         if r.verdict != Verdict::Skipped {
             super::progress::clear();
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{}", line(&r));
-            let _ = stdout.flush();
+            crate::outln!("{}", line(&r));
         }
         self.summary.add(r.verdict);
         if let Some(x) = &r.repeats {
@@ -55,14 +52,8 @@ impl Human {
         for (id, e) in &self.ledger_warnings {
             eprintln!("warning: {id}: its run record was not written: {e}");
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", details(&self.shown));
-        let _ = write!(
-            stdout,
-            "{}",
-            summary_line(&self.summary, self.runs, seconds)
-        );
-        let _ = stdout.flush();
+        crate::out!("{}", details(&self.shown));
+        crate::out!("{}", summary_line(&self.summary, self.runs, seconds));
     }
 }
 

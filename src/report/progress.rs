@@ -84,7 +84,7 @@ impl Progress {
         }
         let width = 20;
         let filled = (s.done * width).checked_div(self.total).unwrap_or(width);
-        let mut running = s.running.join(", ");
+        let mut running = crate::out::visible(&s.running.join(", ")).into_owned();
         if running.chars().count() > 50 {
             running = running.chars().take(49).collect::<String>() + "…";
         }

@@ -227,8 +227,19 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
                 ));
             }
             std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &dest).map_err(|e| {
+                io::Error::new(e.kind(), format!("workspace/{}: {e}", rel_string(rel)))
+            })?;
         } else {
-            std::fs::copy(entry.path(), &dest)?;
+            // A FIFO would block the copy forever; `check` refuses these too.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "workspace/{} is not a regular file, directory or symlink; it is not copied",
+                    rel_string(rel)
+                ),
+            ));
         }
     }
     Ok(())
