@@ -310,7 +310,7 @@ fn prove_the_unchanged_agent_fails_for_the_traces_class_and_the_fixed_build_pass
     let test = "prove_the_unchanged_agent_fails_for_the_traces_class_and_the_fixed_build_passes";
     let Some(python) = python(test) else { return };
     let work = tempfile::tempdir().unwrap();
-    for framework in ["pydantic_ai"] {
+    for framework in FRAMEWORKS {
         let p = TestProject::new();
         let t = trace(&python, work.path(), framework, "protobuf-json", &[]);
         let out = generate(&p, &t, "claim", &["--failure-class", "missing_artifact"]);

@@ -10,6 +10,7 @@ mod examples;
 mod frameworks;
 mod gateway;
 mod generate;
+mod hostile;
 mod http_live;
 mod http_sdks;
 mod ledger;
