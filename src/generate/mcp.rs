@@ -127,3 +127,29 @@ pub fn parse(file: &str, text: &str, allow_lossy: bool) -> Result<Capture, Trace
     cap.close = Some(CapturedClose::assumed_success());
     Ok(cap)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effects_come_from_the_tools_list_annotations_where_the_transcript_has_them() {
+        let lines = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+            json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [
+                {"name": "search", "annotations": {"readOnlyHint": true}},
+                {"name": "send", "annotations": {"readOnlyHint": false}},
+                {"name": "other"}]}}),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": {"q": 1}}}),
+            json!({"jsonrpc": "2.0", "id": 2, "result": {"content": []}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "send", "arguments": {}}}),
+            json!({"jsonrpc": "2.0", "id": 3, "result": {"content": []}}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "other", "arguments": {}}}),
+            json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}}),
+        ];
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let cap = parse("t.jsonl", &text, false).unwrap();
+        let effects: Vec<Option<Effect>> = cap.calls.iter().map(|c| c.effect).collect();
+        assert_eq!(effects, [Some(Effect::Read), Some(Effect::Write), None]);
+    }
+}
