@@ -68,18 +68,49 @@ impl HtmlReport {
             s.skipped,
             t = esc(&self.title),
         );
-        self.spool.finish(head.as_bytes(), b"</body></html>\n")
+        let mut head = head;
+        head.push_str(&filter(s));
+        let tail = format!("<script>{FILTER_SCRIPT}</script>\n</body></html>\n");
+        self.spool.finish(head.as_bytes(), tail.as_bytes())
     }
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:30em}summary{cursor:pointer}.passed{color:#17702a}.failed{color:#b00020}.blocked{color:#8a4b00}.inconclusive{color:#5a3ea8}.degraded{color:#8a6d00}.skipped{color:#777}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}section.fixture{border-left:4px solid #ccc;padding-left:1em;margin:1em 0}";
+/// The verdict filter: a checkbox per verdict that occurred, all on but `passed` and
+/// `skipped` when anything else is there (what a person opens the report for).
+fn filter(s: &Summary) -> String {
+    let counts = [
+        ("failed", s.failed),
+        ("blocked", s.blocked),
+        ("inconclusive", s.inconclusive),
+        ("degraded", s.degraded),
+        ("passed", s.passed),
+        ("skipped", s.skipped),
+    ];
+    let trouble = s.failed + s.blocked + s.inconclusive + s.degraded > 0;
+    let mut o = String::from("<form id=\"filter\"><b>Show:</b>");
+    for (v, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
+        let on = !trouble || !matches!(v, "passed" | "skipped");
+        let _ = write!(
+            o,
+            " <label class=\"{v}\"><input type=\"checkbox\" name=\"{v}\"{}> {v} ({n})</label>",
+            if on { " checked" } else { "" }
+        );
+    }
+    o.push_str("</form>\n");
+    o
+}
+
+/// Hides the fixtures whose verdict is unticked; runs without any network.
+const FILTER_SCRIPT: &str = "(function(){var f=document.getElementById('filter');function apply(){var on={};f.querySelectorAll('input').forEach(function(i){on[i.name]=i.checked});document.querySelectorAll('section.fixture').forEach(function(s){s.hidden=!on[s.dataset.verdict]})}f.addEventListener('change',apply);apply()})();";
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:30em}summary{cursor:pointer}.passed{color:#17702a}.failed{color:#b00020}.blocked{color:#8a4b00}.inconclusive{color:#5a3ea8}.degraded{color:#8a6d00}.skipped{color:#777}table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left;vertical-align:top}section.fixture{border-left:4px solid #ccc;padding-left:1em;margin:1em 0}#filter label{margin-right:.8em}";
 
 fn fixture(r: &FixtureResult) -> String {
     let v = r.verdict.as_str();
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "<section class=\"fixture\"><details{}><summary><b class=\"{v}\">{}</b> {} <small>{:.3}s, {} call(s){}</small></summary>",
+        "<section class=\"fixture\" data-verdict=\"{v}\"><details{}><summary><b class=\"{v}\">{}</b> {} <small>{:.3}s, {} call(s){}</small></summary>",
         if matches!(r.verdict, Verdict::Passed | Verdict::Skipped) { "" } else { " open" },
         v.to_uppercase(),
         esc(&r.id),

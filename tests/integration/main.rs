@@ -4,6 +4,7 @@
 
 mod project;
 
+mod browser;
 mod check;
 mod clients;
 mod examples;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned official SDKs that tests/integration/http_sdks.rs drives as agents, and
-# the official MCP Python SDK with two real MCP servers for tests/integration/mcp.rs:
+# the official MCP Python SDK with two real MCP servers for tests/integration/mcp.rs,
+# and playwright-core for the HTML report's browser test (tests/integration/browser.rs), into
 # a throwaway Python virtualenv at $TARGET/sdk-venv and a node_modules at $TARGET/sdk-node
 # ($TARGET is $CARGO_TARGET_DIR, else target/). Idempotent: a stamp holding the pins makes
 # a second run a no-op; change a pin and the next run reinstalls.
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/../.."
 target=${CARGO_TARGET_DIR:-target}
 
 PY_PINS="openai==3.57.0 anthropic==2.16.0 httpx==0.29.0 requests==2.34.2 mcp==2.3.0 mcp-server-time==2026.10.19 aiohttp==3.14.5"
-NODE_PINS="openai@7.59.0 @modelcontextprotocol/server-filesystem@2026.8.31"
+NODE_PINS="openai@7.59.0 @modelcontextprotocol/server-filesystem@2026.8.31 playwright-core@1.65.2"
 
 venv="$target/sdk-venv"
 node="$target/sdk-node"

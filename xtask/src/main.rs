@@ -1,4 +1,5 @@
-//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`.
+//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`,
+//! `cargo xtask fuzz`.
 
 mod bench;
 mod bench_calls;
@@ -15,9 +16,10 @@ fn main() -> ExitCode {
         Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         Some("bench-calls") => bench_calls::helper(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J]".to_string()),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask fuzz [--seconds N] [--seed S]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,4 +78,39 @@ fn schemas(check: bool) -> Result<(), String> {
         println!("wrote schemas/{name}");
     }
     Ok(())
+}
+
+/// `cargo xtask fuzz [--seconds N] [--seed S]`: tests/properties.rs with a long budget —
+/// the mutation fuzzer for N seconds (default 300) and 100 times the property cases.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds = value("--seconds").unwrap_or_else(|| "300".into());
+    seconds
+        .parse::<f64>()
+        .map_err(|_| format!("--seconds {seconds}: expected a number of seconds"))?;
+    let mut cmd = std::process::Command::new(env!("CARGO"));
+    cmd.args([
+        "test",
+        "--release",
+        "--test",
+        "properties",
+        "--",
+        "--nocapture",
+    ])
+    .current_dir(repo_root())
+    .env("AGENT_REPLAY_FUZZ_SECONDS", &seconds)
+    .env("PROPTEST_CASES", "25600");
+    if let Some(seed) = value("--seed") {
+        cmd.env("AGENT_REPLAY_FUZZ_SEED", seed);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "the fuzz run found a failure (see above)".to_string())
 }
