@@ -163,7 +163,7 @@ pub fn prove(args: ProveArgs) -> u8 {
         .unwrap_or_else(|| "(not configured)".into());
     let run = |settings| {
         let mut results = Vec::new();
-        let _ = runner::run_fixtures(settings, &found, |r| results.push(r));
+        let _ = runner::run_fixtures(settings, &found, |e| results.extend(e.into_result()));
         results
     };
     let broken = run(&broken_settings);

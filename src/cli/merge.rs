@@ -5,7 +5,7 @@
 use super::args::MergeArgs;
 use super::usage_error;
 use crate::report::json::{FixtureEntry, Report};
-use crate::report::Summary;
+use crate::report::{Event, Summary};
 use crate::runner::FixtureResult;
 use std::collections::BTreeMap;
 
@@ -79,41 +79,28 @@ pub fn merge(args: MergeArgs) -> u8 {
         fixtures,
     };
     let results: Vec<FixtureResult> = merged.fixtures.iter().map(result_of).collect();
-    for r in &results {
-        crate::outln!("{}", crate::report::human::line(r));
-    }
-    crate::out!("{}", crate::report::human::details(&results));
     let seconds = results.iter().map(|r| r.duration_ms).sum::<u64>() as f64 / 1000.0;
-    crate::outln!(
-        "\nmerged {} report{}: {} fixtures: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
-        args.reports.len(),
-        if args.reports.len() == 1 { "" } else { "s" },
-        summary.total,
-        summary.passed,
-        summary.failed,
-        summary.blocked,
-        summary.inconclusive,
-        summary.degraded,
-        summary.skipped
+    // The same reporters as `run`'s, fed from the reports: the human lines and details,
+    // JUnit and HTML. The JSON is the entries themselves, as their runs wrote them.
+    let human =
+        crate::report::human::Human::new(crate::report::human::Closing::Merged(args.reports.len()));
+    let mut reporters = crate::report::Reporters::standard(
+        human,
+        &merged.mode,
+        None,
+        args.junit.as_deref(),
+        args.html.as_deref(),
+        None,
     );
+    for (index, result) in results.iter().enumerate() {
+        reporters.handle(&Event::FixtureFinished { index, result });
+    }
+    reporters.handle(&Event::RunFinished {
+        seconds,
+        interrupted: None,
+    });
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(path, merged.to_json()) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return crate::exit::USAGE;
-        }
-    }
-    if let Some(path) = &args.junit {
-        if let Err(e) = std::fs::write(path, crate::report::junit::render(&results, seconds)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return crate::exit::USAGE;
-        }
-    }
-    if let Some(path) = &args.html {
-        let mut html = crate::report::html::HtmlReport::create(path, &merged.mode);
-        for r in &results {
-            html.add(r);
-        }
-        if let Err(e) = html.finish() {
             eprintln!("error: cannot write {}: {e}", path.display());
             return crate::exit::USAGE;
         }

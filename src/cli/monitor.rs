@@ -75,10 +75,25 @@ pub fn monitor(args: MonitorArgs) -> u8 {
     }
     // The health report needs every result: collected here.
     let mut results = Vec::with_capacity(selected.len());
-    let _ = runner::run_fixtures(&settings, &selected, |r| {
-        crate::outln!("{}", crate::report::human::line(&r));
-        results.push(r);
+    let mut lines = crate::report::Reporters::new().with(crate::report::human::Human::new(
+        crate::report::human::Closing::LinesOnly,
+    ));
+    let started = std::time::Instant::now();
+    let _ = runner::run_fixtures(&settings, &selected, |e| {
+        if let runner::RunEvent::Finished { index, result } = e {
+            lines.handle(&crate::report::Event::FixtureFinished {
+                index,
+                result: &result,
+            });
+            results.push((index, *result));
+        }
     });
+    lines.handle(&crate::report::Event::RunFinished {
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted: crate::process::interrupted(),
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
     crate::process::tree::sweep_orphans();
     let now_ms = crate::ledger::read::millis(Some(&crate::time::now()));
     let health = crate::monitor::health(

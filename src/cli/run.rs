@@ -49,34 +49,30 @@ pub fn run(args: RunArgs) -> u8 {
         .count();
     let runs = settings.repeat.unwrap_or(1) as usize;
     let jobs = settings.jobs.min((selected * runs).max(1));
-    crate::outln!(
-        "agent-replay: running {selected} of {} fixture{} (mode {}, {jobs} job{}{})",
-        fixtures.len(),
-        if fixtures.len() == 1 { "" } else { "s" },
-        settings.mode.as_str(),
-        if jobs == 1 { "" } else { "s" },
-        match settings.repeat {
-            Some(n) => format!(", {n} run{} each", if n == 1 { "" } else { "s" }),
-            None => String::new(),
-        }
-    );
-    // Each result goes to the reporters as it comes; none is kept here (goal P6).
-    let mut reporters = report::Reporters::new(
-        settings.mode.as_str(),
-        args.json.as_deref(),
-        args.junit.as_deref(),
-    );
     let github = match args.message_format {
         Some(super::args::MessageFormatArg::Github) => true,
         Some(super::args::MessageFormatArg::Human) => false,
         None => std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true"),
     };
-    if github {
-        reporters = reporters.with_github(settings.cwd.clone());
+    // Each event goes to the reporters as it comes; no result is kept here (goal P6).
+    let mut reporters = report::Reporters::standard(
+        report::human::Human::new(report::human::Closing::Run),
+        settings.mode.as_str(),
+        args.json.as_deref(),
+        args.junit.as_deref(),
+        args.html.as_deref(),
+        github.then(|| settings.cwd.clone()),
+    );
+    if let Some(bar) = report::progress::Progress::start(selected) {
+        reporters = reporters.with(report::progress::Bar(bar));
     }
-    if let Some(path) = &args.html {
-        reporters = reporters.with_html(path, settings.mode.as_str());
-    }
+    reporters.handle(&report::Event::RunStarted {
+        selected,
+        total: fixtures.len(),
+        mode: settings.mode.as_str(),
+        jobs,
+        repeat: settings.repeat,
+    });
     if settings.mode == crate::gateway::policy::Mode::Strict {
         // An agent reads no fixture's contract, and no ledger (§14).
         let mut deny: Vec<std::path::PathBuf> = fixtures.iter().map(|d| d.dir.clone()).collect();
@@ -92,16 +88,27 @@ pub fn run(args: RunArgs) -> u8 {
             &settings.cwd,
         )));
     }
-    settings.progress = crate::report::progress::Progress::start(selected * runs);
-    let synced = runner::run_fixtures(&settings, &fixtures, |r| reporters.add(r));
-    if let Some(p) = &settings.progress {
-        p.stop();
-    }
+    let synced = runner::run_fixtures(&settings, &fixtures, |e| match e {
+        runner::RunEvent::Started { index } => reporters.handle(&report::Event::FixtureStarted {
+            index,
+            id: &fixtures[index].id,
+        }),
+        runner::RunEvent::Finished { index, result } => {
+            reporters.handle(&report::Event::FixtureFinished {
+                index,
+                result: &result,
+            })
+        }
+    });
     crate::process::tree::sweep_orphans();
     if let Err(e) = synced {
         eprintln!("warning: the run records may not have reached the disk: {e}");
     }
-    let summary = reporters.finish(started.elapsed().as_secs_f64());
+    reporters.handle(&report::Event::RunFinished {
+        seconds: started.elapsed().as_secs_f64(),
+        interrupted: crate::process::interrupted(),
+    });
+    let summary = reporters.summary().clone();
     if let Some(sig) = crate::process::interrupted() {
         eprintln!(
             "agent-replay: interrupted; {} fixture(s) finished, every open run was closed ABORTED",
@@ -219,7 +226,6 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         redactor,
         code_version,
         repeat: args.repeat,
-        progress: None,
         strict: None,
         timeline: args.html.is_some(),
         drift: (args.drift || args.fail_on_drift.is_some()).then_some(match args.fail_on_drift {

@@ -50,6 +50,48 @@ pub fn annotations(r: &FixtureResult, cwd: &Path) -> String {
     out
 }
 
+/// `--message-format github`: annotations as fixtures finish, and under
+/// `$GITHUB_STEP_SUMMARY` the job summary when the run finishes.
+pub struct Github {
+    cwd: std::path::PathBuf,
+    summary: super::Summary,
+    /// Each fixture that did not pass: its place in id order and its summary row.
+    not_passed: Vec<(usize, String)>,
+}
+
+impl Github {
+    pub fn new(cwd: std::path::PathBuf) -> Github {
+        Github {
+            cwd,
+            summary: super::Summary::default(),
+            not_passed: Vec::new(),
+        }
+    }
+}
+
+impl super::Reporter for Github {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::FixtureFinished { index, result } => {
+                self.summary.add(result.verdict);
+                crate::out!("{}", annotations(result, &self.cwd));
+                if !matches!(result.verdict, Verdict::Passed | Verdict::Skipped) {
+                    self.not_passed.push((*index, summary_row(result)));
+                }
+            }
+            super::Event::RunFinished { seconds, .. } => {
+                if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                    self.not_passed.sort_by_key(|(i, _)| *i);
+                    let rows: Vec<String> =
+                        self.not_passed.iter().map(|(_, r)| r.clone()).collect();
+                    write_job_summary(Path::new(&path), &self.summary, &rows, *seconds);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// One row of the job summary's table of fixtures that did not pass.
 pub fn summary_row(r: &FixtureResult) -> String {
     let first = r

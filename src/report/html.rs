@@ -50,12 +50,13 @@ impl HtmlReport {
         self.spool.path()
     }
 
-    pub fn add(&mut self, r: &FixtureResult) {
+    /// The section of the fixture at `index` in id order.
+    pub fn add(&mut self, index: usize, r: &FixtureResult) {
         self.summary.add(r.verdict);
-        self.spool.add(fixture(r).as_bytes());
+        self.spool.add(index, fixture(r).as_bytes());
     }
 
-    pub fn finish(self) -> std::io::Result<()> {
+    pub fn finish(&mut self) -> std::io::Result<()> {
         let s = &self.summary;
         let head = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n<p class=\"summary\">{} fixtures: <b class=\"passed\">{} passed</b>, <b class=\"failed\">{} failed</b>, <b class=\"blocked\">{} blocked</b>, <b class=\"inconclusive\">{} inconclusive</b>, <b class=\"degraded\">{} degraded</b>, {} skipped</p>\n",
@@ -71,7 +72,20 @@ impl HtmlReport {
         let mut head = head;
         head.push_str(&filter(s));
         let tail = format!("<script>{FILTER_SCRIPT}</script>\n</body></html>\n");
-        self.spool.finish(head.as_bytes(), tail.as_bytes())
+        self.spool.finish(head.as_bytes(), b"", tail.as_bytes())
+    }
+}
+
+impl super::Reporter for HtmlReport {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::FixtureFinished { index, result } => self.add(*index, result),
+            super::Event::RunFinished { .. } => {
+                let written = self.finish();
+                super::report_write_error("HTML report", self.path(), written);
+            }
+            _ => {}
+        }
     }
 }
 

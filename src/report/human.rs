@@ -1,5 +1,6 @@
-//! The human report: a line per fixture as it finishes, then failures in detail, then a
-//! summary. Each failed check shows what was expected and what was found.
+//! The human report: a line per fixture as it finishes (in completion order, as nextest
+//! prints them), then failures in detail (in id order), then a summary. Each failed
+//! check shows what was expected and what was found.
 //!
 //! [`Human`] prints the lines as the results come and keeps only what the end needs: the
 //! results that did not pass, the ledger warnings and the counts.
@@ -9,51 +10,119 @@ use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use std::fmt::Write;
 
+/// How the human report ends.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// `run`: the header line, then the details and `summary: N fixtures run in …`.
+    #[default]
+    Run,
+    /// `merge` of that many reports: the details and `merged N reports: …`.
+    Merged(usize),
+    /// `monitor`: the lines only; the health report follows.
+    LinesOnly,
+}
+
 /// The human report of a run in progress.
 #[derive(Debug, Default)]
 pub struct Human {
+    closing: Closing,
     summary: Summary,
     /// Runs under `--repeat` (`None` without it).
     runs: Option<u32>,
-    /// The results [`details`] shows: neither passed nor skipped.
-    shown: Vec<FixtureResult>,
+    /// The results [`details`] shows (neither passed nor skipped), with their places.
+    shown: Vec<(usize, FixtureResult)>,
     /// Fixtures whose run record was not written, and why.
     ledger_warnings: Vec<(String, String)>,
 }
 
 impl Human {
+    pub fn new(closing: Closing) -> Human {
+        Human {
+            closing,
+            ..Human::default()
+        }
+    }
+
     /// Prints the result's line (none for a skipped fixture) and keeps what the end needs.
-    pub fn add(&mut self, mut r: FixtureResult) {
+    fn add(&mut self, index: usize, r: &FixtureResult) {
         if r.verdict != Verdict::Skipped {
             super::progress::clear();
-            crate::outln!("{}", line(&r));
+            crate::outln!("{}", line(r));
         }
         self.summary.add(r.verdict);
         if let Some(x) = &r.repeats {
             self.runs = Some(self.runs.unwrap_or(0) + x.runs);
         }
-        if let Some(e) = r.ledger_error.take() {
-            self.ledger_warnings.push((r.id.clone(), e));
+        if let Some(e) = &r.ledger_error {
+            self.ledger_warnings.push((r.id.clone(), e.clone()));
         }
         if !matches!(r.verdict, Verdict::Passed | Verdict::Skipped) {
+            let mut kept = r.clone();
             // The details show the stderr tail, never the stdout one.
-            r.stdout_tail = String::new();
-            self.shown.push(r);
+            kept.stdout_tail = String::new();
+            self.shown.push((index, kept));
         }
-    }
-
-    pub fn summary(&self) -> &Summary {
-        &self.summary
     }
 
     /// The end of the report, after `seconds`: ledger warnings on stderr, then the
-    /// failures and warnings in detail and the summary on stdout.
-    pub fn finish(self, seconds: f64) {
+    /// failures and warnings in detail (in id order) and the summary on stdout.
+    fn finish(&mut self, seconds: f64) {
         for (id, e) in &self.ledger_warnings {
             eprintln!("warning: {id}: its run record was not written: {e}");
         }
-        crate::out!("{}", details(&self.shown));
-        crate::out!("{}", summary_line(&self.summary, self.runs, seconds));
+        if self.closing == Closing::LinesOnly {
+            return;
+        }
+        self.shown.sort_by_key(|(i, _)| *i);
+        let shown: Vec<FixtureResult> = std::mem::take(&mut self.shown)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        crate::out!("{}", details(&shown));
+        match self.closing {
+            Closing::Merged(n) => {
+                let s = &self.summary;
+                crate::outln!(
+                    "\nmerged {n} report{}: {} fixtures: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
+                    if n == 1 { "" } else { "s" },
+                    s.total,
+                    s.passed,
+                    s.failed,
+                    s.blocked,
+                    s.inconclusive,
+                    s.degraded,
+                    s.skipped
+                );
+            }
+            _ => crate::out!("{}", summary_line(&self.summary, self.runs, seconds)),
+        }
+    }
+}
+
+impl super::Reporter for Human {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::RunStarted {
+                selected,
+                total,
+                mode,
+                jobs,
+                repeat,
+            } if self.closing == Closing::Run => {
+                crate::outln!(
+                    "agent-replay: running {selected} of {total} fixture{} (mode {mode}, {jobs} job{}{})",
+                    if *total == 1 { "" } else { "s" },
+                    if *jobs == 1 { "" } else { "s" },
+                    match repeat {
+                        Some(n) => format!(", {n} run{} each", if *n == 1 { "" } else { "s" }),
+                        None => String::new(),
+                    }
+                );
+            }
+            super::Event::FixtureFinished { index, result } => self.add(*index, result),
+            super::Event::RunFinished { seconds, .. } => self.finish(*seconds),
+            _ => {}
+        }
     }
 }
 

@@ -107,13 +107,13 @@ impl JsonReport {
         self.spool.path()
     }
 
-    pub fn add(&mut self, r: &FixtureResult) {
+    /// The entry of the fixture at `index` in id order.
+    pub fn add(&mut self, index: usize, r: &FixtureResult) {
         self.summary.add(r.verdict);
         let entry = serde_json::to_string_pretty(&FixtureEntry::of(r)).expect("reports serialize");
         // Pretty JSON breaks lines only between tokens (a newline in a string is `\n`), so
         // indenting every line puts the entry where the whole document would have it.
         let mut text = String::with_capacity(entry.len() + 64);
-        text.push_str(if self.spool.count() == 0 { "\n" } else { ",\n" });
         for (i, line) in entry.split('\n').enumerate() {
             if i > 0 {
                 text.push('\n');
@@ -121,26 +121,39 @@ impl JsonReport {
             text.push_str(ENTRY_INDENT);
             text.push_str(line);
         }
-        self.spool.add(text.as_bytes());
+        self.spool.add(index, text.as_bytes());
     }
 
     /// Writes the report: `format`, `mode`, `summary`, then the entries, in that order.
-    pub fn finish(self) -> std::io::Result<()> {
+    pub fn finish(&mut self) -> std::io::Result<()> {
         let empty = Report {
             format: "agent-replay/report@1".into(),
-            mode: self.mode,
-            summary: self.summary,
+            mode: self.mode.clone(),
+            summary: self.summary.clone(),
             fixtures: Vec::new(),
         }
         .to_json();
         if self.spool.count() == 0 {
-            return self.spool.finish(empty.as_bytes(), b"");
+            return self.spool.finish(empty.as_bytes(), b"", b"");
         }
         let head = empty
             .strip_suffix("[]\n}\n")
             .expect("`fixtures` is the report's last key");
         self.spool
-            .finish(format!("{head}[").as_bytes(), b"\n  ]\n}\n")
+            .finish(format!("{head}[\n").as_bytes(), b",\n", b"\n  ]\n}\n")
+    }
+}
+
+impl super::Reporter for JsonReport {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::FixtureFinished { index, result } => self.add(*index, result),
+            super::Event::RunFinished { .. } => {
+                let written = self.finish();
+                super::report_write_error("JSON report", self.path(), written);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -176,8 +189,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
         let mut report = JsonReport::create(&path, "cassette");
-        for r in results {
-            report.add(r);
+        // Finished in reverse: written in id order all the same.
+        for (i, r) in results.iter().enumerate().rev() {
+            report.add(i, r);
         }
         report.finish().unwrap();
         std::fs::read_to_string(&path).unwrap()

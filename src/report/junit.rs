@@ -146,14 +146,28 @@ impl JunitReport {
         self.spool.path()
     }
 
-    pub fn add(&mut self, r: &FixtureResult) {
+    /// The testcase of the fixture at `index` in id order.
+    pub fn add(&mut self, index: usize, r: &FixtureResult) {
         self.summary.add(r.verdict);
-        self.spool.add(testcase(r).as_bytes());
+        self.spool.add(index, testcase(r).as_bytes());
     }
 
-    pub fn finish(self, total_seconds: f64) -> std::io::Result<()> {
+    pub fn finish(&mut self, total_seconds: f64) -> std::io::Result<()> {
         let head = head(&self.summary, total_seconds);
-        self.spool.finish(head.as_bytes(), TAIL.as_bytes())
+        self.spool.finish(head.as_bytes(), b"", TAIL.as_bytes())
+    }
+}
+
+impl super::Reporter for JunitReport {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::FixtureFinished { index, result } => self.add(*index, result),
+            super::Event::RunFinished { seconds, .. } => {
+                let written = self.finish(*seconds);
+                super::report_write_error("JUnit report", self.path(), written);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -231,8 +245,8 @@ mod tests {
         for n in 0..=results.len() {
             let path = dir.path().join(format!("junit-{n}.xml"));
             let mut report = JunitReport::create(&path);
-            for r in &results[..n] {
-                report.add(r);
+            for (i, r) in results[..n].iter().enumerate().rev() {
+                report.add(i, r);
             }
             report.finish(2.5).unwrap();
             let text = std::fs::read_to_string(&path).unwrap();

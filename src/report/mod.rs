@@ -1,10 +1,12 @@
-//! Reporters: render results, never decide them. Human text, JSON and JUnit XML.
+//! Reporters: render results, never decide them. Human text, a progress bar, JSON, JUnit
+//! XML, HTML and GitHub annotations, each a [`Reporter`] of the run's [`Event`]s.
 //!
-//! Results reach the reporters one at a time, as the runner hands them out; none of them
-//! keeps every result. The human reporter keeps the ones its closing "failures and
-//! warnings" section shows, the JSON and JUnit reporters spool their entries to a
-//! temporary file ([`spool`]), and all keep counts for the summary ([`Reporters`]).
+//! Results reach the reporters one at a time, as fixtures finish; none of them keeps
+//! every result. The human reporter keeps the ones its closing "failures and warnings"
+//! section shows, the JSON, JUnit and HTML reporters spool their entries to a temporary
+//! file ([`spool`]), and [`Reporters`] keeps the counts.
 
+pub mod events;
 pub mod github;
 pub mod html;
 pub mod human;
@@ -12,6 +14,8 @@ pub mod json;
 pub mod junit;
 pub mod progress;
 pub(crate) mod spool;
+
+pub use events::{Event, Reporter};
 
 use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
@@ -57,113 +61,70 @@ impl Summary {
     }
 }
 
-/// The reporters of one `run`: each result goes to every one of them as it comes
-/// ([`Reporters::add`]), and at the end of the run ([`Reporters::finish`]) the human
-/// report closes and the JSON and JUnit reports are written.
+/// The reporters of one invocation: each event goes to every one of them as it comes, and
+/// the counts of the finished fixtures are kept for the exit status.
+#[derive(Default)]
 pub struct Reporters {
-    human: human::Human,
-    json: Option<json::JsonReport>,
-    junit: Option<junit::JunitReport>,
-    html: Option<html::HtmlReport>,
-    /// `--message-format github`: annotations, paths relative to this directory.
-    github: Option<std::path::PathBuf>,
-    /// Under GitHub, for the job summary: each fixture that did not pass, a line each.
-    not_passed: Vec<String>,
+    summary: Summary,
+    reporters: Vec<Box<dyn Reporter>>,
 }
 
 impl Reporters {
-    /// The human report, plus a JSON report to `json` and a JUnit report to `junit` when
-    /// given. Nothing is written to either path before [`Reporters::finish`].
-    pub fn new(
+    pub fn new() -> Reporters {
+        Reporters::default()
+    }
+
+    /// Adds a reporter; events reach the reporters in the order they were added.
+    pub fn with(mut self, reporter: impl Reporter + 'static) -> Reporters {
+        self.reporters.push(Box::new(reporter));
+        self
+    }
+
+    /// The human report, plus the `--json`, `--junit` and `--html` documents asked for,
+    /// GitHub annotations under `github` (paths relative to that directory), and a
+    /// progress bar on a terminal: what `run` and `merge` show.
+    pub fn standard(
+        human: human::Human,
         mode: &str,
         json: Option<&std::path::Path>,
         junit: Option<&std::path::Path>,
+        html: Option<&std::path::Path>,
+        github: Option<std::path::PathBuf>,
     ) -> Reporters {
-        Reporters {
-            human: human::Human::default(),
-            json: json.map(|p| json::JsonReport::create(p, mode)),
-            junit: junit.map(junit::JunitReport::create),
-            html: None,
-            github: None,
-            not_passed: Vec::new(),
+        let mut r = Reporters::new().with(human);
+        if let Some(p) = json {
+            r = r.with(json::JsonReport::create(p, mode));
+        }
+        if let Some(p) = junit {
+            r = r.with(junit::JunitReport::create(p));
+        }
+        if let Some(p) = html {
+            r = r.with(html::HtmlReport::create(p, mode));
+        }
+        if let Some(cwd) = github {
+            r = r.with(github::Github::new(cwd));
+        }
+        r
+    }
+
+    pub fn handle(&mut self, event: &Event<'_>) {
+        if let Event::FixtureFinished { result, .. } = event {
+            self.summary.add(result.verdict);
+        }
+        for r in &mut self.reporters {
+            r.handle(event);
         }
     }
 
-    /// Also writes the self-contained HTML report to `path` at the end.
-    pub fn with_html(mut self, path: &std::path::Path, mode: &str) -> Reporters {
-        self.html = Some(html::HtmlReport::create(path, mode));
-        self
+    /// The counts of the fixtures that finished so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
     }
+}
 
-    /// Also prints GitHub annotations, with paths relative to `cwd`.
-    pub fn with_github(mut self, cwd: std::path::PathBuf) -> Reporters {
-        self.github = Some(cwd);
-        self
-    }
-
-    /// One fixture's result: its human line is printed at once.
-    pub fn add(&mut self, r: FixtureResult) {
-        if let Some(j) = &mut self.json {
-            j.add(&r);
-        }
-        if let Some(j) = &mut self.junit {
-            j.add(&r);
-        }
-        if let Some(h) = &mut self.html {
-            h.add(&r);
-        }
-        if let Some(cwd) = &self.github {
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(github::annotations(&r, cwd).as_bytes());
-            if !matches!(r.verdict, Verdict::Passed | Verdict::Skipped) {
-                self.not_passed.push(github::summary_row(&r));
-            }
-        }
-        self.human.add(r);
-    }
-
-    /// Ends the run after `seconds`: warnings, failures and the summary on the terminal,
-    /// then the JSON and JUnit reports. Returns the counts.
-    pub fn finish(self, seconds: f64) -> Summary {
-        let summary = self.human.summary().clone();
-        if self.github.is_some() {
-            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-                github::write_job_summary(
-                    std::path::Path::new(&path),
-                    &summary,
-                    &self.not_passed,
-                    seconds,
-                );
-            }
-        }
-        self.human.finish(seconds);
-        if let Some(j) = self.json {
-            let path = j.path().to_path_buf();
-            if let Err(e) = j.finish() {
-                eprintln!(
-                    "error: cannot write the JSON report {}: {e}",
-                    path.display()
-                );
-            }
-        }
-        if let Some(h) = self.html {
-            let path = h.path().to_path_buf();
-            if let Err(e) = h.finish() {
-                eprintln!(
-                    "error: cannot write the HTML report {}: {e}",
-                    path.display()
-                );
-            }
-        }
-        if let Some(j) = self.junit {
-            let path = j.path().to_path_buf();
-            if let Err(e) = j.finish(seconds) {
-                eprintln!(
-                    "error: cannot write the JUnit report {}: {e}",
-                    path.display()
-                );
-            }
-        }
-        summary
+/// Writes a finished document's error, if any, where the user sees it.
+pub(crate) fn report_write_error(what: &str, path: &std::path::Path, e: std::io::Result<()>) {
+    if let Err(e) = e {
+        eprintln!("error: cannot write the {what} {}: {e}", path.display());
     }
 }

@@ -118,3 +118,20 @@ pub fn clear() {
         let _ = err.flush();
     }
 }
+
+/// The bar as a reporter: it follows the fixtures that start and finish, and leaves the
+/// terminal when the run finishes.
+pub struct Bar(pub Arc<Progress>);
+
+impl super::Reporter for Bar {
+    fn handle(&mut self, event: &super::Event<'_>) {
+        match event {
+            super::Event::FixtureStarted { id, .. } => self.0.started(id),
+            super::Event::FixtureFinished { result, .. } => {
+                self.0.finished(&result.id, result.verdict.is_ok())
+            }
+            super::Event::RunFinished { .. } => self.0.stop(),
+            _ => {}
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! A report written in pieces: its entries are appended to an anonymous temporary file as
-//! the results come, and at the end of the run the whole document (a head that needs the
-//! final counts, the entries, a tail) is written to a temporary file beside the
-//! destination and renamed over it. Memory stays flat however many fixtures run, and the
+//! the results come, in the order they finish, and at the end of the run the whole
+//! document (a head that needs the final counts, the entries in the order of their keys,
+//! a tail) is written to a temporary file beside the destination and renamed over it.
+//! Memory stays flat however many fixtures run (a key and an extent per entry), and the
 //! destination holds either the old report or the complete new one, never half of one.
 
 use std::fs::File;
@@ -12,7 +13,9 @@ pub(crate) struct Spool {
     path: PathBuf,
     /// The entries so far, or why they cannot be kept (reported by [`Spool::finish`]).
     entries: Result<BufWriter<File>, io::Error>,
-    count: usize,
+    /// Each entry's key (its fixture's place in id order), offset and length.
+    extents: Vec<(usize, u64, usize)>,
+    written: u64,
 }
 
 /// The directory a report at `path` is written in.
@@ -30,7 +33,8 @@ impl Spool {
         Spool {
             path: path.to_path_buf(),
             entries: tempfile::tempfile_in(dir_of(path)).map(BufWriter::new),
-            count: 0,
+            extents: Vec::new(),
+            written: 0,
         }
     }
 
@@ -40,27 +44,33 @@ impl Spool {
 
     /// How many entries were added.
     pub fn count(&self) -> usize {
-        self.count
+        self.extents.len()
     }
 
-    /// Appends one entry; the first error stops the spool and is kept for `finish`.
-    pub fn add(&mut self, entry: &[u8]) {
+    /// Appends the entry that goes at `key`; the first error stops the spool and is kept
+    /// for `finish`.
+    pub fn add(&mut self, key: usize, entry: &[u8]) {
         if let Ok(w) = &mut self.entries {
             if let Err(e) = w.write_all(entry) {
                 self.entries = Err(e);
             }
         }
-        self.count += 1;
+        self.extents.push((key, self.written, entry.len()));
+        self.written += entry.len() as u64;
     }
 
-    /// Writes `head`, the entries in the order they were added, and `tail` to the report's
-    /// path, atomically.
-    pub fn finish(self, head: &[u8], tail: &[u8]) -> io::Result<()> {
-        let mut entries = self
-            .entries?
+    /// Writes `head`, the entries in the order of their keys with `separator` between
+    /// them, and `tail` to the report's path, atomically.
+    pub fn finish(&mut self, head: &[u8], separator: &[u8], tail: &[u8]) -> io::Result<()> {
+        let entries = std::mem::replace(
+            &mut self.entries,
+            Err(io::Error::other("the report was written already")),
+        );
+        let mut entries = entries?
             .into_inner()
             .map_err(io::IntoInnerError::into_error)?;
-        entries.rewind()?;
+        // Stable: entries of one key keep the order they came in.
+        self.extents.sort_by_key(|(key, _, _)| *key);
         // The mode `std::fs::write` would give it: 0666 less the umask.
         let mut out = tempfile::Builder::new()
             .prefix(".agent-replay-report")
@@ -69,7 +79,16 @@ impl Spool {
         {
             let mut w = BufWriter::new(out.as_file_mut());
             w.write_all(head)?;
-            io::copy(&mut entries, &mut w)?;
+            let mut buf = Vec::new();
+            for (i, (_, offset, len)) in self.extents.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(separator)?;
+                }
+                buf.resize(*len, 0);
+                entries.seek(io::SeekFrom::Start(*offset))?;
+                io::Read::read_exact(&mut entries, &mut buf)?;
+                w.write_all(&buf)?;
+            }
             w.write_all(tail)?;
             w.flush()?;
         }
@@ -88,12 +107,14 @@ mod tests {
         let path = dir.path().join("r.txt");
         std::fs::write(&path, "old").unwrap();
         let mut s = Spool::create(&path);
-        s.add(b"a,");
-        s.add(b"b");
-        assert_eq!(s.count(), 2);
+        // Finished out of order: written in the order of their keys.
+        s.add(2, b"c");
+        s.add(0, b"a");
+        s.add(1, b"bb");
+        assert_eq!(s.count(), 3);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
-        s.finish(b"[", b"]\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[a,b]\n");
+        s.finish(b"[", b",", b"]\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[a,bb,c]\n");
         // Nothing else is left in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -103,8 +124,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no/such/r.txt");
         let mut s = Spool::create(&path);
-        s.add(b"a");
-        assert!(s.finish(b"", b"").is_err());
+        s.add(0, b"a");
+        assert!(s.finish(b"", b"", b"").is_err());
         assert!(!path.exists());
     }
 }
