@@ -49,8 +49,6 @@ pub struct Settings {
     pub drift: Option<Option<crate::drift::FailOn>>,
     /// `--html`: results carry their timeline and workspace changes.
     pub timeline: bool,
-    /// The progress bar, on a terminal.
-    pub progress: Option<std::sync::Arc<crate::report::progress::Progress>>,
     /// Strict mode's layers, probed once for the invocation (§14).
     pub strict: Option<std::sync::Arc<crate::isolation::Strict>>,
 }
@@ -100,18 +98,54 @@ pub struct FixtureResult {
 /// with a run the harness interrupted is left out. Nothing is kept here once handed over:
 /// a caller that needs every result collects them. Returns whether the ledger reached the
 /// disk (once, at the end: see [`Ledger::sync`]).
+/// What the runner tells its one consumer, in the order it happens.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// The first run of `fixtures[index]` began.
+    Started { index: usize },
+    /// Every run of `fixtures[index]` ended: its result (folded under `--repeat`).
+    Finished {
+        index: usize,
+        result: Box<FixtureResult>,
+    },
+}
+
+impl RunEvent {
+    /// The result a `Finished` event carries.
+    pub fn into_result(self) -> Option<FixtureResult> {
+        match self {
+            RunEvent::Finished { result, .. } => Some(*result),
+            RunEvent::Started { .. } => None,
+        }
+    }
+}
+
+/// One run of a fixture: its number under `--repeat`, and its result (`None`:
+/// interrupted before it could run).
+type RunOutcome = (usize, Option<Box<FixtureResult>>);
+
+/// From a worker to the consumer: a fixture's first run began, or one run of it ended
+/// (`None`: interrupted before it could run).
+enum Msg {
+    Started(usize),
+    Done(usize, usize, Option<Box<FixtureResult>>),
+}
+
+/// Runs `fixtures` and hands `on_event` each fixture's start and result, in completion
+/// order, on the calling thread.
 pub fn run_fixtures(
     settings: &Settings,
     fixtures: &[Discovered],
-    mut on_result: impl FnMut(FixtureResult),
+    mut on_event: impl FnMut(RunEvent),
 ) -> Result<(), LedgerError> {
     // Work items are (fixture, run) pairs, so the runs of one fixture spread over the jobs.
     let runs = settings.repeat.unwrap_or(1).max(1) as usize;
     let items = fixtures.len() * runs;
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, usize, Option<FixtureResult>)>();
+    let (tx, rx) = mpsc::channel::<Msg>();
     let jobs = settings.jobs.max(1).min(items.max(1));
     crate::gateway::allow_polling(jobs < crate::host::cores());
+    crate::gateway::set_jobs(jobs);
     let strict = settings.mode == Mode::Strict;
     let slots = &Slots::new(jobs);
     // One worker more than agents may run: it loads and sets up the next fixture while
@@ -131,42 +165,47 @@ pub fn run_fixtures(
                 let result = if process::interrupted().is_some() {
                     None
                 } else {
-                    let id = &fixtures[f].id;
-                    if let Some(p) = &settings.progress {
-                        p.started(id);
+                    if run == 0 && tx.send(Msg::Started(f)).is_err() {
+                        break;
                     }
-                    let r = run_one(settings, turn, &fixtures[f]);
-                    if let Some(p) = &settings.progress {
-                        p.finished(id, r.as_ref().is_some_and(|r| r.verdict.is_ok()));
-                    }
-                    r
+                    run_one(settings, turn, &fixtures[f]).map(Box::new)
                 };
-                if tx.send((f, run, result)).is_err() {
+                if tx.send(Msg::Done(f, run, result)).is_err() {
                     break;
                 }
             });
         }
         drop(tx);
-        // Only the runs that finished ahead of an earlier fixture wait here: items are
-        // taken in order, so about `jobs` fixtures at most.
-        let mut pending: BTreeMap<usize, Vec<(usize, Option<FixtureResult>)>> = BTreeMap::new();
-        let mut emit_from = 0;
-        for (f, run, r) in rx {
-            pending.entry(f).or_default().push((run, r));
-            while pending.get(&emit_from).is_some_and(|v| v.len() == runs) {
-                let mut results = pending.remove(&emit_from).unwrap_or_default();
-                results.sort_by_key(|(run, _)| *run);
-                let finished: Option<Vec<FixtureResult>> =
-                    results.into_iter().map(|(_, r)| r).collect();
-                let folded = match finished {
-                    Some(rs) if settings.repeat.is_some() => crate::repeat::fold(rs, strict),
-                    Some(rs) => rs.into_iter().next(),
-                    None => None,
-                };
-                if let Some(r) = folded {
-                    on_result(r);
+        // A fixture is done when all its runs are; under `--repeat` its runs wait here
+        // for one another, and nothing else waits.
+        let mut pending: BTreeMap<usize, Vec<RunOutcome>> = BTreeMap::new();
+        for msg in rx {
+            let (f, run, r) = match msg {
+                Msg::Started(f) => {
+                    on_event(RunEvent::Started { index: f });
+                    continue;
                 }
-                emit_from += 1;
+                Msg::Done(f, run, r) => (f, run, r),
+            };
+            let runs_of = pending.entry(f).or_default();
+            runs_of.push((run, r));
+            if runs_of.len() < runs {
+                continue;
+            }
+            let mut results = pending.remove(&f).unwrap_or_default();
+            results.sort_by_key(|(run, _)| *run);
+            let finished: Option<Vec<FixtureResult>> =
+                results.into_iter().map(|(_, r)| r.map(|r| *r)).collect();
+            let folded = match finished {
+                Some(rs) if settings.repeat.is_some() => crate::repeat::fold(rs, strict),
+                Some(rs) => rs.into_iter().next(),
+                None => None,
+            };
+            if let Some(result) = folded {
+                on_event(RunEvent::Finished {
+                    index: f,
+                    result: Box::new(result),
+                });
             }
         }
     });
@@ -573,6 +612,7 @@ impl<'a> Run<'a> {
             }
         };
         let state_before = contract::read_state_before(fixture, &sandbox.workspace);
+        let fixture_before = crate::fixture::stamp::Stamp::take(&fixture.dir);
         let before = match Snapshot::take(&sandbox.workspace) {
             Ok(s) => s,
             Err(e) => {
@@ -813,6 +853,21 @@ impl<'a> Run<'a> {
                 Vec::new()
             }
         };
+        // A golden or a validator the agent rewrote would judge it as it wished.
+        let tampered = fixture_before.changed(&crate::fixture::stamp::Stamp::take(&fixture.dir));
+        if let Some(first) = tampered.first() {
+            let shown: Vec<&str> = tampered.iter().take(5).map(String::as_str).collect();
+            reasons.push(Reason::new(
+                ReasonCode::ForbiddenMutation,
+                "fixture",
+                first,
+                format!(
+                    "the agent changed its own fixture during the run ({}{}): a fixture's files judge the run and are not the agent's to write; the run cannot pass on them",
+                    shown.join(", "),
+                    if tampered.len() > shown.len() { ", …" } else { "" }
+                ),
+            ));
+        }
         let ctx = contract::Context {
             fixture,
             transcript: &transcript,

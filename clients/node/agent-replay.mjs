@@ -25,7 +25,9 @@
 // regular file), but it is not guaranteed by POSIX, not on NFS, and the torn-last-line
 // repair (a newline added when the file does not end with one) can race with another
 // writer. Processes that share a ledger with heavy concurrency should prefer the Python
-// client or the Rust harness, which lock.
+// client or the Rust harness, which lock — and which, holding the lock, cut a torn last
+// line off before they append: a line this client is still writing when one of them
+// appends could be cut with it.
 //
 // Tool implementations are called as `impl(arguments)` (one object; may return a
 // Promise). A return value that is already an MCP CallToolResult (an object with a

@@ -221,7 +221,7 @@ def append_line(path: str, line: bytes, *, sync: bool = False, mode: int = 0o644
 
     The file is opened ``O_APPEND`` and locked with ``flock(LOCK_EX)`` (the lock the
     Rust ledger takes too), so lines of concurrent writers never interleave. A torn
-    last line left by a crash is terminated first, so this one survives whole. The line
+    last line left by a crash is cut off first, so a torn line is only ever the last. The line
     goes out in one ``os.write`` (looping only on a short write); ``sync`` fsyncs it.
     """
     if not line.endswith(b"\n"):
@@ -251,7 +251,10 @@ def _append_locked(path: str, line: bytes, sync: bool, mode: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line
+            # A writer killed mid-write left a torn last line. Under the lock nobody else
+            # is writing: it is a dead writer's unacknowledged record, cut off here so a
+            # torn line is only ever the last one.
+            os.ftruncate(fd, _whole_lines_len(fd, size))
         view = memoryview(line)
         while view:
             written = os.write(fd, view)
@@ -260,6 +263,19 @@ def _append_locked(path: str, line: bytes, sync: bool, mode: int) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _whole_lines_len(fd: int, size: int) -> int:
+    """How much of the file is whole lines: up to and with its last newline."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
 
 
 def _find_project_dir(start: str) -> str:

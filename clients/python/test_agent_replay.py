@@ -307,14 +307,16 @@ class ProductionBackendTest(WorkspaceTest):
         client.close_run("succeeded")
         self.assertEqual(read_jsonl(self.ledger)[-1]["code_version"], "abc123")
 
-    def test_torn_last_line_is_terminated_first(self) -> None:
+    def test_torn_last_line_is_cut_off_first(self) -> None:
         self.ledger.parent.mkdir(parents=True)
-        self.ledger.write_bytes(b'{"run_id": "torn", "sta')
+        whole = b'{"run_id": "whole", "status": "SUCCEEDED"}\n'
+        self.ledger.write_bytes(whole + b'{"run_id": "torn", "sta')
         client = self.client()
         client.start_run(ENVELOPE)
         client.close_run("succeeded")
         lines = self.ledger.read_text(encoding="utf-8").splitlines()
-        self.assertEqual(lines[0], '{"run_id": "torn", "sta')
+        # The dead writer's torn record is gone; every line left is whole.
+        self.assertEqual(lines[0], whole.decode().strip())
         self.assertEqual([json.loads(l)["status"] for l in lines[1:]], ["RUNNING", "SUCCEEDED"])
 
 

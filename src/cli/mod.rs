@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 pub fn main() -> ExitCode {
     limit_malloc_arenas();
+    crate::process::launch::raise_descriptor_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

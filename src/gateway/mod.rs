@@ -572,7 +572,7 @@ fn unrecorded_message(
 }
 
 /// Open connections: a handle to shut each down, and the thread serving it.
-type Connections = Arc<Mutex<Vec<(UnixStream, crate::pool::Task)>>>;
+type Connections = Arc<Mutex<Vec<(Arc<UnixStream>, crate::pool::Task)>>>;
 
 /// A running gateway; [`Gateway::stop`] ends it and hands back the transcript.
 pub struct Gateway {
@@ -599,24 +599,44 @@ impl Gateway {
             let connections = connections.clone();
             let listener = listener.clone();
             crate::pool::spawn(move || {
+                let cap = connection_cap();
                 for stream in listener.incoming() {
                     if stopping.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(stream) = stream.and_then(|s| Ok((s.try_clone()?, s))) else {
+                    let Ok(stream) = stream else {
                         // Out of fds or a transient error: do not spin.
                         std::thread::sleep(std::time::Duration::from_millis(10));
                         continue;
                     };
-                    let (handle_stream, stream) = stream;
-                    let session = session.clone();
-                    let Ok(handle) = crate::pool::spawn(move || serve(stream, &session)) else {
-                        continue;
+                    // One descriptor a connection, shared by its reader, its writer and
+                    // the shutdown at the end of the run.
+                    let stream = Arc::new(stream);
+                    let handle = loop {
+                        let (stream, session) = (stream.clone(), session.clone());
+                        match crate::pool::spawn(move || serve(&stream, &session)) {
+                            Ok(h) => break Some(h),
+                            Err(_) if !stopping.load(Ordering::SeqCst) => {
+                                std::thread::sleep(std::time::Duration::from_millis(10))
+                            }
+                            Err(_) => break None,
+                        }
                     };
-                    let mut conns = connections.lock().expect("connections lock");
-                    // Connections the agent closed release their fds now, not at run end.
-                    conns.retain(|(_, h)| !h.is_finished());
-                    conns.push((handle_stream, handle));
+                    let Some(handle) = handle else { break };
+                    // At the cap, further connections wait in the listen queue (the agent's
+                    // connect blocks) until one of this run's closes: the harness never
+                    // runs out of descriptors for the other runs.
+                    loop {
+                        let mut conns = connections.lock().expect("connections lock");
+                        // Connections the agent closed release their fds now, not at run end.
+                        conns.retain(|(_, h)| !h.is_finished());
+                        if conns.len() < cap || stopping.load(Ordering::SeqCst) {
+                            conns.push((stream.clone(), handle));
+                            break;
+                        }
+                        drop(conns);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
                 }
             })
         };
@@ -656,12 +676,11 @@ impl Gateway {
     }
 }
 
-fn serve(stream: UnixStream, session: &Mutex<Session>) {
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
+fn serve(stream: &Arc<UnixStream>, session: &Mutex<Session>) {
+    let mut writer: &UnixStream = stream;
     let poll = POLLING.load(Ordering::Relaxed) && crate::host::cores() > 1;
-    let mut reader = BufReader::with_capacity(64 * 1024, Polled(stream, poll));
+    // Small: an agent may hold thousands of connections; long lines grow `line`, not this.
+    let mut reader = BufReader::with_capacity(16 * 1024, Polled(stream.clone(), poll));
     // One line buffer and one reply buffer for the connection's life.
     let mut line = Vec::new();
     let mut out = Vec::new();
@@ -739,6 +758,25 @@ fn serve(stream: UnixStream, session: &Mutex<Session>) {
     }
 }
 
+/// How many connections one run's agent may hold open at once: a share of the harness's
+/// descriptors (raised to the hard limit at start) and of its memory, so that one agent
+/// opening thousands cannot starve the other runs of `--jobs` of theirs. Never fewer
+/// than 64.
+fn connection_cap() -> usize {
+    static CAP: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1 << 20) as usize;
+        let jobs = JOBS.load(Ordering::Relaxed).max(1);
+        // And a share of 8,192 connections in all: each holds a thread and its buffers.
+        (files / (4 * jobs)).min(8192 / jobs).max(64)
+    })
+}
+
+/// Set by the runner: how many runs go at once, for [`connection_cap`].
+static JOBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
 /// How long a connection polls for the agent's next request before it sleeps in `read`.
 ///
 /// An agent calling tools in a loop sends the next request microseconds after it read
@@ -758,17 +796,22 @@ pub fn allow_polling(yes: bool) {
     POLLING.store(yes, Ordering::Relaxed);
 }
 
+/// Set by the runner: `jobs` runs go at once (their agents share the descriptors).
+pub fn set_jobs(jobs: usize) {
+    JOBS.store(jobs, Ordering::Relaxed);
+}
+
 /// The agent's side of a connection, read by polling for [`POLL_BEFORE_SLEEP`] first
 /// when `.1` (there is more than one CPU to run on: on one, the agent cannot send while
 /// the gateway polls, and polling only delays it).
-struct Polled(UnixStream, bool);
+struct Polled(Arc<UnixStream>, bool);
 
 impl std::io::Read for Polled {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if !self.1 {
-            return self.0.read(buf);
+            return (&*self.0).read(buf);
         }
-        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&self.0);
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&*self.0);
         let mut since: Option<Instant> = None;
         loop {
             // SAFETY: `buf` is writable for `buf.len()` bytes and `fd` is open (we own it).
@@ -784,7 +827,7 @@ impl std::io::Read for Polled {
                 _ => return Err(err),
             }
             if since.get_or_insert_with(Instant::now).elapsed() >= POLL_BEFORE_SLEEP {
-                return self.0.read(buf);
+                return (&*self.0).read(buf);
             }
             std::thread::yield_now();
         }

@@ -193,6 +193,23 @@ impl Ledger {
     }
 }
 
+/// How much of a file of `len` bytes is whole lines: up to and with its last newline.
+fn whole_lines_len(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// The ledger while its lock is held.
 pub struct Locked {
     file: std::fs::File,
@@ -200,20 +217,21 @@ pub struct Locked {
 }
 
 impl Locked {
-    /// Appends one record as one write. A crash can leave a torn last line: ours then
-    /// starts on a fresh line so it survives.
+    /// Appends one record as one write. A writer killed mid-write leaves a torn last line
+    /// (the kernel may stop a long write between pages): under the lock nobody else is
+    /// writing, so that tail is a dead writer's record it never had acknowledged, and it
+    /// is cut off before ours goes on. A torn line is only ever the last one.
     pub fn append(&mut self, record: &RunRecord) -> Result<(), LedgerError> {
-        use std::os::unix::fs::FileExt;
         let err = |source| LedgerError {
             path: self.path.clone(),
             source,
         };
         let len = self.file.metadata().map_err(err)?.len();
-        let mut line = Vec::with_capacity(512);
-        let mut last = [0u8; 1];
-        if len > 0 && self.file.read_at(&mut last, len - 1).map_err(err)? == 1 && last[0] != b'\n' {
-            line.push(b'\n');
+        let whole = whole_lines_len(&self.file, len).map_err(err)?;
+        if whole < len {
+            self.file.set_len(whole).map_err(err)?;
         }
+        let mut line = Vec::with_capacity(512);
         serde_json::to_writer(&mut line, record).expect("run records serialize");
         line.push(b'\n');
         self.file.write_all(&line).map_err(err)
@@ -273,22 +291,32 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_last_line_is_left_alone_and_the_next_record_starts_fresh() {
+    fn a_torn_last_line_is_cut_off_before_the_next_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.jsonl");
-        std::fs::write(&path, "{\"run_id\": \"torn").unwrap();
-        let ledger = Ledger::new(&path);
-        ledger.append(&record(1, Status::Failed)).unwrap();
+        let whole = serde_json::to_string(&record(0, Status::Running)).unwrap();
+        for torn in ["", "{\"run_id\": \"torn"] {
+            std::fs::write(&path, format!("{whole}\n{torn}")).unwrap();
+            let ledger = Ledger::new(&path);
+            ledger.append(&record(1, Status::Failed)).unwrap();
+            let mut seen = Vec::new();
+            let warnings =
+                read::for_each_line(&path, |n, l| seen.push((n, l.run_id.to_string()))).unwrap();
+            assert_eq!(
+                seen,
+                [(1, "r0".to_string()), (2, "r1".to_string())],
+                "{torn:?}"
+            );
+            assert!(warnings.is_empty(), "{torn:?}: {warnings:?}");
+        }
+        // A file that is one torn line only.
+        std::fs::write(&path, "{\"run_id\"").unwrap();
+        Ledger::new(&path)
+            .append(&record(2, Status::Failed))
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "{\"run_id\": \"torn");
-        assert!(serde_json::from_str::<RunRecord>(lines[1]).is_ok());
-        let mut seen = Vec::new();
-        let warnings =
-            read::for_each_line(&path, |n, l| seen.push((n, l.run_id.to_string()))).unwrap();
-        assert_eq!(seen, [(2, "r1".to_string())]);
-        assert_eq!(warnings.len(), 1);
-        assert_eq!(warnings[0].line, 1);
+        assert_eq!(text.lines().count(), 1);
+        assert!(serde_json::from_str::<RunRecord>(text.trim_end()).is_ok());
     }
 
     #[test]

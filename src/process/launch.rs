@@ -815,12 +815,42 @@ pub(super) unsafe fn exec_agent(p: &ExecPlan, err_fd: RawFd) -> ! {
         libc::signal(sig, libc::SIG_DFL);
     }
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    // The agent gets the descriptor limit the harness was started with, not the one it
+    // raised for itself.
+    let soft = ORIGINAL_NOFILE_SOFT.load(std::sync::atomic::Ordering::Relaxed);
+    if soft != 0 {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = soft;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
     libc::setpgid(0, 0);
     if libc::chdir(p.cwd.as_ptr()) != 0 {
         report_and_exit(err_fd, *libc::__errno_location());
     }
     libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
     report_and_exit(err_fd, *libc::__errno_location())
+}
+
+/// The soft descriptor limit the harness started with (0: not raised).
+static ORIGINAL_NOFILE_SOFT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Raises the harness's soft limit on open descriptors to the hard limit: every run of
+/// `--jobs` holds pipes, sockets and its agent's gateway connections at once. Agents are
+/// started with the limit as it was.
+pub fn raise_descriptor_limit() {
+    // SAFETY: plain system calls on a stack value.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let original = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                ORIGINAL_NOFILE_SOFT.store(original, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// The pid namespace of `pid`, as the kernel names it (`pid:[4026532…]`).
