@@ -105,3 +105,23 @@ mod tests {
         assert!(parse_rfc3339("yesterday").is_none());
     }
 }
+
+/// `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    std::time::Duration::try_from_secs_f64(v * scale).ok()
+}

@@ -2,6 +2,15 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A duration argument: `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`. Parsed once,
+/// here, so every command gets a `Duration` or clap's usage error naming the flag.
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::time::parse_duration(s).ok_or_else(|| {
+        "expected a duration such as 2s, 500ms, 1.5 (seconds), 5m, 12h or 30d".to_string()
+    })
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,8 +125,8 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// A cassette older than this is stale (e.g. 30d, 12h)
-    #[arg(long, value_name = "DURATION")]
-    pub max_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub max_age: Option<Duration>,
     /// The ledger replay records are appended to (and production runs are read from)
     #[arg(long, value_name = "FILE")]
     pub ledger: Option<PathBuf>,
@@ -125,8 +134,8 @@ pub struct MonitorArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
     /// Time between SIGTERM and SIGKILL when stopping an agent
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,8 +193,8 @@ pub struct ProveArgs {
     #[arg(long, value_name = "FILE")]
     pub ledger: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL when stopping an agent
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub grace: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,8 +242,8 @@ pub struct WatchdogArgs {
     #[command(flatten)]
     pub common: LedgerArgs,
     /// Extra time past a run's timeout before it counts as abandoned
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub grace: Duration,
     /// Show what would be closed; write nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -248,8 +257,8 @@ pub struct ReconcileArgs {
     #[arg(long, value_name = "FILE")]
     pub tasks: PathBuf,
     /// How long after a run closed its task may still reach its target
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    pub window: String,
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub window: Duration,
     /// Append corrected records (status SUCCEEDED, reconciled: true) for false failures
     #[arg(long)]
     pub apply: bool,
@@ -332,8 +341,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub ledger: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL when stopping an agent (e.g. 2s, 500ms)
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub grace: Duration,
     /// Run each fixture N times; one whose verdicts differ is failed as `flaky`
     #[arg(long, value_name = "N")]
     pub repeat: Option<u32>,
@@ -382,7 +391,7 @@ impl RunArgs {
     pub fn for_paths(
         paths: Vec<PathBuf>,
         ledger: Option<PathBuf>,
-        grace: String,
+        grace: Duration,
         jobs: Option<usize>,
     ) -> RunArgs {
         RunArgs {

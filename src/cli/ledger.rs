@@ -3,7 +3,6 @@
 use crate::cli::args::{
     ByArg, ImportArgs, ImportFormat, LedgerArgs, ReconcileArgs, StatsArgs, WatchdogArgs,
 };
-use crate::cli::run::parse_duration;
 use crate::cli::usage_error;
 use crate::exit;
 use crate::ledger::read::{millis, Folded};
@@ -99,12 +98,7 @@ pub fn stats(args: StatsArgs) -> u8 {
 pub fn watchdog(args: WatchdogArgs) -> u8 {
     let run = || -> Result<u8, u8> {
         let (now_text, now_ms) = now(&args.common)?;
-        let grace = parse_duration(&args.grace).ok_or_else(|| {
-            usage_error(
-                format!("--grace {:?}: expected a duration such as 60s", args.grace),
-                None,
-            )
-        })?;
+        let grace = args.grace;
         let grace_ms = grace.as_millis() as i64;
         let (folded, path) = read(&args.common)?;
         let ids = wd::abandoned(&folded, now_ms, grace_ms);
@@ -146,12 +140,7 @@ pub fn watchdog(args: WatchdogArgs) -> u8 {
 pub fn reconcile(args: ReconcileArgs) -> u8 {
     let run = || -> Result<u8, u8> {
         let (now_text, now_ms) = now(&args.common)?;
-        let window = parse_duration(&args.window).ok_or_else(|| {
-            usage_error(
-                format!("--window {:?}: expected a duration such as 5m", args.window),
-                None,
-            )
-        })?;
+        let window = args.window;
         let tasks = rec::read_tasks(&args.tasks).map_err(|e| usage_error(e, None))?;
         let (folded, path) = read(&args.common)?;
         let result = rec::reconcile(&folded, &tasks, now_ms, window.as_millis() as i64);

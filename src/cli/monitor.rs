@@ -11,22 +11,11 @@ pub fn monitor(args: MonitorArgs) -> u8 {
         TierArg::Hourly => "hourly",
         TierArg::Daily => "daily",
     });
-    let max_age_ms = match &args.max_age {
-        None => None,
-        Some(s) => match crate::cli::run::parse_duration(s) {
-            Some(d) => Some(d.as_millis() as i64),
-            None => {
-                return usage_error(
-                    format!("--max-age {s:?}: expected a duration such as 30d"),
-                    None,
-                )
-            }
-        },
-    };
+    let max_age_ms = args.max_age.map(|d| d.as_millis() as i64);
     let run_args = RunArgs::for_paths(
         args.paths.clone(),
         args.ledger.clone(),
-        args.grace.clone(),
+        args.grace,
         args.jobs,
     );
     crate::signals::install();

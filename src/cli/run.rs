@@ -11,7 +11,7 @@ use crate::report;
 use crate::runner::{self, Settings};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub fn run(args: RunArgs) -> u8 {
     crate::signals::install();
@@ -176,15 +176,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         }
         agent_overrides.insert(name.to_string(), words);
     }
-    let grace = parse_duration(&args.grace).ok_or_else(|| {
-        usage_error(
-            format!(
-                "--grace {:?}: expected a duration such as 2s, 500ms or 1.5",
-                args.grace
-            ),
-            None,
-        )
-    })?;
+    let grace = args.grace;
     let jobs = match args.jobs {
         Some(0) => return Err(usage_error("--jobs must be at least 1", None)),
         Some(n) => n,
@@ -261,26 +253,6 @@ fn check_writable(path: &PathBuf) -> std::io::Result<()> {
         .append(true)
         .open(path)
         .map(drop)
-}
-
-/// `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else if let Some(n) = s.strip_suffix('d') {
-        (n, 86_400.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num.trim().parse().ok()?;
-    Duration::try_from_secs_f64(v * scale).ok()
 }
 
 /// The commit checked out at `dir` (first 12 hex digits), read from `.git` itself:

@@ -695,3 +695,33 @@ fn a_reader_that_goes_away_stops_the_output_not_the_run() {
     let report: Value = serde_json::from_str(&p.read("report.json")).unwrap();
     assert_eq!(report["summary"]["total"], 6);
 }
+
+#[test]
+fn a_bad_duration_is_a_usage_error_naming_its_flag_for_every_command() {
+    let p = TestProject::new();
+    p.script_fixture("a", json!([{"close": "succeeded"}]), json!({}), json!([]));
+    for args in [
+        vec!["run", "fixtures", "--grace", "2x"],
+        vec!["monitor", "fixtures", "--max-age", "soon"],
+        vec!["watchdog", "--grace", "1y"],
+        vec!["reconcile", "--tasks", "t.jsonl", "--window", "5 minutes"],
+        vec![
+            "prove",
+            "fixtures/a",
+            "--broken",
+            "rust=true",
+            "--grace",
+            "x",
+        ],
+    ] {
+        let out = p.cmd().args(&args).output();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        let flag = args[args.len() - 2];
+        assert!(
+            out.stderr.contains(&format!("for '{flag} <DURATION>'"))
+                && out.stderr.contains("expected a duration such as 2s"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
