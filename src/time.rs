@@ -87,25 +87,6 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_and_accepts_offsets_and_precision() {
-        let t = parse_rfc3339("2026-05-08T10:00:00Z").unwrap();
-        assert_eq!(rfc3339(t), "2026-05-08T10:00:00.000Z");
-        assert_eq!(parse_rfc3339("2026-05-08T12:00:00+02:00"), Some(t));
-        let fine = parse_rfc3339("2026-05-08T10:00:00.123456789Z").unwrap();
-        assert_eq!(fine.duration_since(t).unwrap().as_nanos(), 123_456_789);
-        assert_eq!(
-            rfc3339(parse_rfc3339("2024-02-29T23:59:59.5Z").unwrap()),
-            "2024-02-29T23:59:59.500Z"
-        );
-        assert!(parse_rfc3339("yesterday").is_none());
-    }
-}
-
 /// `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
@@ -124,4 +105,23 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     };
     let v: f64 = num.trim().parse().ok()?;
     std::time::Duration::try_from_secs_f64(v * scale).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_accepts_offsets_and_precision() {
+        let t = parse_rfc3339("2026-05-08T10:00:00Z").unwrap();
+        assert_eq!(rfc3339(t), "2026-05-08T10:00:00.000Z");
+        assert_eq!(parse_rfc3339("2026-05-08T12:00:00+02:00"), Some(t));
+        let fine = parse_rfc3339("2026-05-08T10:00:00.123456789Z").unwrap();
+        assert_eq!(fine.duration_since(t).unwrap().as_nanos(), 123_456_789);
+        assert_eq!(
+            rfc3339(parse_rfc3339("2024-02-29T23:59:59.5Z").unwrap()),
+            "2024-02-29T23:59:59.500Z"
+        );
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
 }

@@ -139,7 +139,7 @@ pub fn prove(args: ProveArgs) -> u8 {
     let base = RunArgs::for_paths(
         vec![args.fixture.clone()],
         args.ledger.clone(),
-        args.grace.clone(),
+        args.grace,
         Some(1),
     );
     crate::signals::install();
