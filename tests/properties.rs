@@ -116,6 +116,45 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn the_gateway_reads_back_every_line_whatever_the_reads_deliver(
+        lines in prop::collection::vec(prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..300), 0..20),
+        capacity in 1usize..64,
+    ) {
+        use agent_replay::gateway::protocol::{read_line_into, Line};
+        let mut wire = Vec::new();
+        for l in &lines {
+            wire.extend_from_slice(l);
+            wire.push(b'\n');
+        }
+        // A reader that hands out a few bytes at a time, as a socket may.
+        let mut reader = std::io::BufReader::with_capacity(capacity, wire.as_slice());
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match read_line_into(&mut reader, &mut buf).unwrap() {
+                Line::Text(()) => got.push(buf.clone()),
+                Line::TooLong => prop_assert!(false, "no line here is too long"),
+                Line::Eof => break,
+            }
+        }
+        prop_assert_eq!(got, lines);
+    }
+
+    #[test]
+    fn any_line_is_a_request_or_its_error_reply(line in prop::collection::vec(any::<u8>(), 0..200), id in any::<i64>(), method in "[a-z/]{1,12}") {
+        use agent_replay::gateway::protocol::parse_request;
+        // Whatever the bytes, an answer; never a panic.
+        let _ = parse_request(&line);
+        let valid = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": {"a": 1}});
+        let req = parse_request(valid.to_string().as_bytes()).map_err(|e| format!("{:?}", e.error)).unwrap();
+        prop_assert_eq!(req.id, Some(Value::from(id)));
+        prop_assert_eq!(req.method, method);
+        prop_assert_eq!(req.params, serde_json::json!({"a": 1}));
+    }
+}
+
 /// The seed corpus: the example fixtures' and traces' JSON and JSONL files, and the
 /// project's configs.
 fn seeds() -> Vec<(PathBuf, Vec<u8>)> {

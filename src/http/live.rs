@@ -275,6 +275,48 @@ impl SseParser {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// What `sse::encode` writes, this parser reads back as the same events, however
+        /// the bytes are split into chunks.
+        #[test]
+        fn encoded_events_parse_back_whatever_the_chunks(
+            events in proptest::collection::vec(
+                (proptest::option::of("[a-z.]{1,12}"), "[^\r]{0,40}", proptest::option::of("[a-z0-9]{1,6}")),
+                1..8,
+            ),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            let events: Vec<SseEvent> = events
+                .into_iter()
+                .map(|(event, data, id)| SseEvent { event, data, id, delay_ms: 0.0 })
+                .collect();
+            let mut wire = Vec::new();
+            for e in &events {
+                super::super::sse::encode(e, &mut wire);
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(wire.len())).collect();
+            cuts.sort_unstable();
+            let mut parser = SseParser::default();
+            let mut last = Instant::now();
+            let mut from = 0;
+            // Split only at char boundaries: the parser reads text.
+            for c in cuts.into_iter().chain([wire.len()]) {
+                let mut c = c.max(from);
+                while c < wire.len() && (wire[c] & 0xC0) == 0x80 {
+                    c += 1;
+                }
+                parser.push(&wire[from..c], &mut last);
+                from = c;
+            }
+            parser.finish(&mut last);
+            let got: Vec<(Option<String>, String, Option<String>)> =
+                parser.events.iter().map(|e| (e.event.clone(), e.data.clone(), e.id.clone())).collect();
+            let want: Vec<(Option<String>, String, Option<String>)> =
+                events.iter().map(|e| (e.event.clone(), e.data.clone(), e.id.clone())).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn sse_blocks_split_across_chunks_become_events() {
         let mut p = SseParser::default();

@@ -142,3 +142,87 @@ fn broken_agent_fails_each_example_for_its_reason() {
         );
     }
 }
+
+/// What a run decided, without what may vary between runs (durations, run ids, tails,
+/// timings inside messages): the verdict and the reasons of each fixture.
+fn decisions(report: &Value) -> Vec<(String, String, Vec<(String, String, String)>)> {
+    report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let reasons = f["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                    (s("code"), s("check"), s("pointer"))
+                })
+                .collect();
+            (
+                f["id"].as_str().unwrap().to_string(),
+                f["verdict"].as_str().unwrap().to_string(),
+                reasons,
+            )
+        })
+        .collect()
+}
+
+/// The example suite, broken and good builds, again and again at `--jobs 8` on this
+/// machine's cores with a CPU hog beside it: the same verdicts and reasons every time.
+/// `AGENT_REPLAY_SAME_VERDICT_REPS` repetitions (3 here; `cargo xtask soak` and a longer
+/// setting for more).
+#[test]
+fn the_same_verdicts_and_reasons_every_time_under_load() {
+    let reps: usize = std::env::var("AGENT_REPLAY_SAME_VERDICT_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    let broken = [
+        "--agent",
+        "research=python3 examples/agents/research_broken.py",
+        "--agent",
+        "summarize=python3 examples/agents/summarize_broken.py",
+    ];
+    let mut first: Option<(Value, Value)> = None;
+    for rep in 0..reps {
+        let (good_code, good) = run_examples(&["--jobs", "8"]);
+        let mut args = broken.to_vec();
+        args.extend(["--jobs", "8"]);
+        let (broken_code, bad) = run_examples(&args);
+        assert_eq!((good_code, broken_code), (0, 1), "repetition {rep}");
+        match &first {
+            None => first = Some((good, bad)),
+            Some((g, b)) => {
+                assert_eq!(
+                    decisions(&good),
+                    decisions(g),
+                    "good build, repetition {rep}"
+                );
+                assert_eq!(
+                    decisions(&bad),
+                    decisions(b),
+                    "broken build, repetition {rep}"
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+}

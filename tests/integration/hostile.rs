@@ -227,3 +227,95 @@ fn every_hostile_case_gets_its_exact_error_and_none_hangs_or_passes() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// Big but valid: a 1 GiB (sparse) file in `workspace/`, a 100 MB string in the task and
+/// a cassette of 1,000,000 interactions are accepted by `check`, and the run with the
+/// big workspace passes — each within a deadline, the harness's peak RSS bounded.
+#[test]
+fn big_but_valid_fixtures_are_accepted_within_bounds() {
+    let p = TestProject::new();
+    base(&p, "big_workspace_file");
+    let f = std::fs::File::create(
+        p.path()
+            .join("fixtures/big_workspace_file/workspace/big.bin"),
+    )
+    .unwrap();
+    f.set_len(1 << 30).unwrap();
+    base(&p, "hundred_mb_string");
+    edit(&p, "fixtures/hundred_mb_string/input.json", |v| {
+        v["task"]["blob"] = json!("x".repeat(100 << 20));
+    });
+    base(&p, "million_interactions");
+    let interactions: Vec<Value> = (0..1_000_000)
+        .map(|i| {
+            json!({"id": format!("c{i}"), "tool": "search", "effect": "read",
+                        "arguments": {"q": i}, "result": {"content": []}})
+        })
+        .collect();
+    p.write_json(
+        "fixtures/million_interactions/tool_cassettes.json",
+        &json!({"format": "agent-replay/cassette@1", "interactions": interactions}),
+    );
+    drop(interactions);
+    let (code, out) = run_with_deadline(&p, &["check", "fixtures"], Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}");
+    for id in [
+        "big_workspace_file",
+        "hundred_mb_string",
+        "million_interactions",
+    ] {
+        assert!(out.contains(&format!("      ok {id}\n")), "{out}");
+    }
+    let rss_kib = peak_rss_kib(
+        &p,
+        &[
+            "run",
+            "fixtures",
+            "--json",
+            "report.json",
+            "--filter",
+            "big_workspace_file",
+        ],
+    );
+    let report: Value = serde_json::from_str(&p.read("report.json")).unwrap();
+    let f = report["fixtures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "big_workspace_file")
+        .unwrap();
+    assert_eq!(f["verdict"], "passed", "{f}");
+    // The sparse gigabyte is copied sparse and hashed in a stream, never held whole.
+    assert!(rss_kib < 200 * 1024, "peak RSS {rss_kib} KiB");
+}
+
+/// Runs the binary to its end and returns its peak RSS (VmHWM) in KiB.
+fn peak_rss_kib(p: &TestProject, args: &[&str]) -> u64 {
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent-replay {args:?} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    peak
+}
