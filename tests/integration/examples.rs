@@ -143,9 +143,12 @@ fn broken_agent_fails_each_example_for_its_reason() {
     }
 }
 
+/// A fixture's id, verdict and reasons (code, check, pointer).
+type Decision = (String, String, Vec<(String, String, String)>);
+
 /// What a run decided, without what may vary between runs (durations, run ids, tails,
 /// timings inside messages): the verdict and the reasons of each fixture.
-fn decisions(report: &Value) -> Vec<(String, String, Vec<(String, String, String)>)> {
+fn decisions(report: &Value) -> Vec<Decision> {
     report["fixtures"]
         .as_array()
         .unwrap()
