@@ -26,6 +26,7 @@ pub mod http;
 pub mod isolation;
 pub mod json;
 pub mod ledger;
+pub mod leftovers;
 pub mod live;
 pub mod monitor;
 pub mod out;

@@ -199,8 +199,10 @@ fn merged_tools(recorded: &[Value], upstreams: &[(String, Vec<Value>)]) -> Vec<V
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // A recording killed before its rename left its temp file: gone with its writer.
+    crate::leftovers::sweep(dir, ".tool_cassettes.");
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tool_cassettes.")
+        .prefix(&crate::leftovers::tag(".tool_cassettes."))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;

@@ -38,9 +38,19 @@ impl Sandbox {
     /// Creates the run directory and copies `template` (if it exists) into the workspace.
     pub fn create(template: &Path, input_bytes: &[u8]) -> io::Result<Sandbox> {
         // Unix socket paths are limited to ~108 bytes: keep the root short.
+        let parent = run_dir_parent(template);
+        // Once per directory and invocation: the run dirs of killed invocations.
+        static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        {
+            let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+            if !swept.contains(&parent) {
+                crate::leftovers::sweep(&parent, "agent-replay-");
+                swept.push(parent.clone());
+            }
+        }
         let root = tempfile::Builder::new()
-            .prefix("agent-replay-")
-            .tempdir_in(run_dir_parent(template))?;
+            .prefix(&crate::leftovers::tag("agent-replay-"))
+            .tempdir_in(&parent)?;
         let base = std::fs::canonicalize(root.path())?;
         let workspace = base.join("workspace");
         let home = base.join("home");

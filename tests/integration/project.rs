@@ -241,7 +241,7 @@ pub fn redact(text: &str, root: &Path) -> String {
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
             "[RUN_ID]",
         ),
-        (r"/tmp/agent-replay-[A-Za-z0-9]+", "[RUN_DIR]"),
+        (r"/(tmp|dev/shm)/agent-replay-[A-Za-z0-9-]+", "[RUN_DIR]"),
         (r"\b[0-9a-f]{64}\b", "[SHA256]"),
     ];
     for (re, with) in rules {
