@@ -319,3 +319,54 @@ fn peak_rss_kib(p: &TestProject, args: &[&str]) -> u64 {
     }
     peak
 }
+
+/// A fixture folder the user cannot read is reported as such, and the others still
+/// checked (as root, whom permissions do not stop, the check runs as `nobody`).
+#[test]
+fn an_unreadable_fixture_directory_is_invalid_and_the_rest_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = TestProject::new();
+    base(&p, "locked");
+    base(&p, "readable");
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    let mut cmd = if root {
+        if !std::path::Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("*** SKIPPED: running as root without setpriv ***");
+            return;
+        }
+        // `nobody` must reach the project and the binary; only `locked` is closed.
+        for e in walkdir::WalkDir::new(p.path()) {
+            let e = e.unwrap();
+            let mode = if e.file_type().is_dir() { 0o755 } else { 0o644 };
+            std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut c = std::process::Command::new("/usr/bin/setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin());
+        c
+    } else {
+        std::process::Command::new(bin())
+    };
+    let locked = p.path().join("fixtures/locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = cmd
+        .args(["check", "fixtures"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" INVALID locked\n"), "{stdout}");
+    assert!(
+        stdout.contains("fixtures/locked: cannot read the fixture directory: Permission denied"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("      ok readable\n"), "{stdout}");
+}
