@@ -1,4 +1,5 @@
-//! Chores: `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`,
+//! Chores: `cargo xtask test` (the whole suite, its pinned tools installed first),
+//! `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`,
 //! `cargo xtask fuzz`.
 
 mod bench;
@@ -17,9 +18,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("test") => test(&args[1..]),
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         Some("bench-calls") => bench_calls::helper(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask fuzz [--seconds N] [--seed S]".to_string()),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask fuzz [--seconds N] [--seed S] | cargo xtask test [-- CARGO TEST ARGS]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,4 +115,56 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         .success()
         .then_some(())
         .ok_or_else(|| "the fuzz run found a failure (see above)".to_string())
+}
+
+/// `cargo xtask test [-- ARGS]`: the whole test suite on a fresh machine. Installs what
+/// the real-client tests drive — the pinned SDKs, MCP servers and playwright-core
+/// (tests/sdk/install.sh), the agent frameworks (tests/frameworks/install.sh), Debian's
+/// Chromium when it is missing and we may install it — under target/, then runs
+/// `cargo test --workspace` with no real-client test allowed to skip itself.
+fn test(args: &[String]) -> Result<(), String> {
+    let root = repo_root();
+    let run = |program: &str, script_args: &[&str]| -> Result<(), String> {
+        let status = std::process::Command::new(program)
+            .args(script_args)
+            .current_dir(&root)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("{program} {script_args:?} failed"))
+    };
+    run("bash", &["tests/sdk/install.sh"])?;
+    run("bash", &["tests/frameworks/install.sh"])?;
+    if !Path::new("/usr/bin/chromium").exists() {
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } != 0 {
+            return Err("the HTML report's browser test needs Chromium: install Debian's `chromium` package (apt-get install chromium), then run this again".into());
+        }
+        eprintln!("cargo xtask test: installing Debian's chromium for the browser test");
+        run("apt-get", &["update", "-qq"])?;
+        let status = std::process::Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() {
+            return Err("apt-get install chromium failed".into());
+        }
+    }
+    let extra: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["test", "--workspace"])
+        .args(extra)
+        .current_dir(&root)
+        .env("AGENT_REPLAY_REQUIRE_SDKS", "1")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "the test suite failed (see above)".to_string())
 }
