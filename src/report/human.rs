@@ -1,5 +1,5 @@
-//! The human report: a line per fixture as it finishes (in completion order, as nextest
-//! prints them), then failures in detail (in id order), then a summary. Each failed
+//! The human report: a line per fixture, in id order, each as soon as it and every
+//! fixture before it finished; then failures in detail, then a summary. Each failed
 //! check shows what was expected and what was found.
 //!
 //! [`Human`] prints the lines as the results come and keeps only what the end needs: the
@@ -33,6 +33,11 @@ pub struct Human {
     shown: Vec<(usize, FixtureResult)>,
     /// Fixtures whose run record was not written, and why.
     ledger_warnings: Vec<(String, String)>,
+    /// Lines of fixtures that finished ahead of an earlier one, by place, and the place
+    /// of the next line to print: lines come out in id order whatever the load, so two
+    /// runs of one suite print the same log (about `--jobs` lines wait at most).
+    waiting: std::collections::BTreeMap<usize, Option<String>>,
+    next: usize,
 }
 
 impl Human {
@@ -45,9 +50,11 @@ impl Human {
 
     /// Prints the result's line (none for a skipped fixture) and keeps what the end needs.
     fn add(&mut self, index: usize, r: &FixtureResult) {
-        if r.verdict != Verdict::Skipped {
-            super::progress::clear();
-            crate::outln!("{}", line(r));
+        self.waiting
+            .insert(index, (r.verdict != Verdict::Skipped).then(|| line(r)));
+        while let Some(l) = self.waiting.remove(&self.next) {
+            print_line(l);
+            self.next += 1;
         }
         self.summary.add(r.verdict);
         if let Some(x) = &r.repeats {
@@ -67,6 +74,10 @@ impl Human {
     /// The end of the report, after `seconds`: ledger warnings on stderr, then the
     /// failures and warnings in detail (in id order) and the summary on stdout.
     fn finish(&mut self, seconds: f64) {
+        // Fixtures after one that never finished (an interrupted run).
+        for l in std::mem::take(&mut self.waiting).into_values() {
+            print_line(l);
+        }
         for (id, e) in &self.ledger_warnings {
             eprintln!("warning: {id}: its run record was not written: {e}");
         }
@@ -81,21 +92,22 @@ impl Human {
         crate::out!("{}", details(&shown));
         match self.closing {
             Closing::Merged(n) => {
-                let s = &self.summary;
                 crate::outln!(
-                    "\nmerged {n} report{}: {} fixtures: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
+                    "\nmerged {n} report{}: {} fixtures: {}",
                     if n == 1 { "" } else { "s" },
-                    s.total,
-                    s.passed,
-                    s.failed,
-                    s.blocked,
-                    s.inconclusive,
-                    s.degraded,
-                    s.skipped
+                    self.summary.total,
+                    counts(&self.summary)
                 );
             }
             _ => crate::out!("{}", summary_line(&self.summary, self.runs, seconds)),
         }
+    }
+}
+
+fn print_line(l: Option<String>) {
+    if let Some(l) = l {
+        super::progress::clear();
+        crate::outln!("{l}");
     }
 }
 
@@ -127,7 +139,7 @@ impl super::Reporter for Human {
 }
 
 /// `    PASS [   0.041s] suite/case`, and under `--repeat` `  [3 runs: 3 passed]`
-pub fn line(r: &FixtureResult) -> String {
+fn line(r: &FixtureResult) -> String {
     let label = match r.verdict {
         Verdict::Passed => "PASS",
         Verdict::Failed => "FAIL",
@@ -190,7 +202,7 @@ fn drift_lines(drift: &[crate::drift::Drift]) -> String {
 }
 
 /// The detailed section for every fixture that did not pass.
-pub fn details(results: &[FixtureResult]) -> String {
+fn details(results: &[FixtureResult]) -> String {
     let mut out = String::new();
     let interesting: Vec<&FixtureResult> = results
         .iter()
@@ -247,15 +259,18 @@ pub fn details(results: &[FixtureResult]) -> String {
 fn summary_line(s: &Summary, runs: Option<u32>, seconds: f64) -> String {
     let ran = s.total - s.skipped;
     format!(
-        "\nsummary: {ran} fixture{} run in {seconds:.2}s{}: {} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped\n",
+        "\nsummary: {ran} fixture{} run in {seconds:.2}s{}: {}\n",
         if ran == 1 { "" } else { "s" },
         runs.map(|n| format!(" ({n} run{})", if n == 1 { "" } else { "s" }))
             .unwrap_or_default(),
-        s.passed,
-        s.failed,
-        s.blocked,
-        s.inconclusive,
-        s.degraded,
-        s.skipped
+        counts(s)
+    )
+}
+
+/// `3 passed, 1 failed, 0 blocked, 0 inconclusive, 0 degraded; 0 skipped`
+fn counts(s: &Summary) -> String {
+    format!(
+        "{} passed, {} failed, {} blocked, {} inconclusive, {} degraded; {} skipped",
+        s.passed, s.failed, s.blocked, s.inconclusive, s.degraded, s.skipped
     )
 }

@@ -320,7 +320,7 @@ fn json_report_is_written_on_exit_0_and_1_but_not_on_usage_errors() {
 }
 
 #[test]
-fn lines_come_as_fixtures_finish_and_reports_are_in_id_order() {
+fn fixtures_are_reported_in_id_order_whatever_order_they_finish_in() {
     let p = TestProject::new();
     for (id, ms) in [
         ("a_slow", 700),
@@ -342,10 +342,8 @@ fn lines_come_as_fixtures_finish_and_reports_are_in_id_order() {
         .filter(|l| l.trim_start().starts_with("PASS"))
         .map(|l| l.rsplit(' ').next().unwrap())
         .collect();
-    // The human lines come as fixtures finish: the slow one holds nobody back.
-    assert_eq!(lines.len(), 4, "{}", out.stdout);
-    assert_eq!(&lines[2..], ["c_mid", "a_slow"], "{}", out.stdout);
-    // The reports list them in id order.
+    // The human lines are in id order too: the same log whatever the load.
+    assert_eq!(lines, ["a_slow", "b_fast", "c_mid", "d_fast"]);
     let report: Value = serde_json::from_str(&p.read("report.json")).unwrap();
     let ids: Vec<&str> = report["fixtures"]
         .as_array()
