@@ -49,6 +49,8 @@ pub struct FixtureEntry {
 }
 
 impl Report {
+    /// The whole document of `results`, at once (the streamed report's test oracle).
+    #[cfg(test)]
     pub fn new(mode: &str, results: &[FixtureResult]) -> Report {
         Report {
             format: "agent-replay/report@1".into(),

@@ -10,8 +10,10 @@ use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use std::fmt::Write;
 
-/// The whole report of `results`, at once: what [`JunitReport`] writes as they come.
-pub fn render(results: &[FixtureResult], total_seconds: f64) -> String {
+/// The whole report of `results`, at once: what [`JunitReport`] must write as they come
+/// (the streamed report's test oracle).
+#[cfg(test)]
+fn render(results: &[FixtureResult], total_seconds: f64) -> String {
     let mut out = head(&Summary::of(results), total_seconds);
     for r in results {
         out.push_str(&testcase(r));

@@ -17,7 +17,6 @@ pub(crate) mod spool;
 
 pub use events::{Event, Reporter};
 
-use crate::runner::FixtureResult;
 use crate::verdict::Verdict;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -35,7 +34,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(results: &[FixtureResult]) -> Summary {
+    #[cfg(test)]
+    pub fn of(results: &[crate::runner::FixtureResult]) -> Summary {
         let mut s = Summary::default();
         for r in results {
             s.add(r.verdict);
