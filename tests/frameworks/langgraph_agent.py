@@ -126,10 +126,7 @@ def replay(guard: bool) -> None:
 
     graph = build_graph(fixed=False, replay=True)
     result = graph.invoke({"messages": [HumanMessage(scenario.USER_PROMPT)]})
-    output = str(result["messages"][-1].text)
-    if guard and scenario.REPORT_PATH in output and not os.path.exists(scenario.REPORT_PATH):
-        scenario.write_file(scenario.REPORT_PATH, scenario.REPORT_CONTENT)
-    print(output)
+    scenario.finish_replay(str(result["messages"][-1].text), guard)
 
 
 def main() -> None:

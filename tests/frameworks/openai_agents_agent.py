@@ -124,10 +124,7 @@ def replay(guard: bool) -> None:
         tools=[function_tool(f) for f in scenario.TOOLS],
     )
     result = Runner.run_sync(agent, scenario.USER_PROMPT)
-    output = str(result.final_output)
-    if guard and scenario.REPORT_PATH in output and not os.path.exists(scenario.REPORT_PATH):
-        scenario.write_file(scenario.REPORT_PATH, scenario.REPORT_CONTENT)
-    print(output)
+    scenario.finish_replay(str(result.final_output), guard)
 
 
 def main() -> None:

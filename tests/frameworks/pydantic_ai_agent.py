@@ -74,9 +74,7 @@ def replay(guard: bool) -> None:
         tools=[scenario.search_web, read_file, scenario.write_file],
     )
     result = agent.run_sync(scenario.USER_PROMPT)
-    if guard and scenario.REPORT_PATH in result.output and not os.path.exists(scenario.REPORT_PATH):
-        scenario.write_file(scenario.REPORT_PATH, scenario.REPORT_CONTENT)
-    print(result.output)
+    scenario.finish_replay(result.output, guard)
 
 
 def main() -> None:

@@ -65,6 +65,15 @@ def write_file(path: str, content: str) -> str:
 TOOLS = (search_web, read_file, write_file)
 
 
+def finish_replay(answer: str, guard: bool) -> None:
+    """The end of a ``--replay`` run: print the model's final answer. ``guard`` is the fixed
+    build, which does not take the model's word for the saved report and writes the report
+    itself when the file the answer names is missing."""
+    if guard and REPORT_PATH in answer and not os.path.exists(REPORT_PATH):
+        write_file(REPORT_PATH, REPORT_CONTENT)
+    print(answer)
+
+
 @dataclass
 class ToolCall:
     call_id: str

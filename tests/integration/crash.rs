@@ -204,6 +204,20 @@ fn watchdog_now(gen: u64) -> String {
 
 const FINAL_NOW: &str = "2100-01-01T00:00:00Z";
 
+/// `stats --json` over the test's ledger, at [`FINAL_NOW`].
+fn final_stats(p: &TestProject) -> crate::project::Output {
+    p.cmd()
+        .args(&[
+            "stats",
+            "--ledger",
+            "ledger.jsonl",
+            "--json",
+            "--now",
+            FINAL_NOW,
+        ])
+        .output()
+}
+
 fn ack_path(sh: &Shared, slot: &str, gen: u64) -> PathBuf {
     sh.dir.join("acks").join(format!("{slot}-g{gen}.jsonl"))
 }
@@ -745,17 +759,7 @@ fn sigkilled_ledger_writers_lose_no_acknowledged_record() {
         aborted: v["aborted"].as_u64().unwrap(),
         dead: v["dead"].as_u64().unwrap(),
     };
-    let stats = p
-        .cmd()
-        .args(&[
-            "stats",
-            "--ledger",
-            "ledger.jsonl",
-            "--json",
-            "--now",
-            FINAL_NOW,
-        ])
-        .output();
+    let stats = final_stats(&p);
     if stats.code != 0 {
         problems.push(format!("stats exited {}: {}", stats.code, stats.stderr));
     } else {
@@ -1101,17 +1105,7 @@ fn a_write_torn_by_sigkill_stays_at_most_the_last_line() {
         );
     }
     // Readers skip what is torn, with a warning each, and count every whole record.
-    let stats = p
-        .cmd()
-        .args(&[
-            "stats",
-            "--ledger",
-            "ledger.jsonl",
-            "--json",
-            "--now",
-            FINAL_NOW,
-        ])
-        .output();
+    let stats = final_stats(&p);
     let whole = lines.len() - torn.len();
     match serde_json::from_str::<Value>(&stats.stdout) {
         Ok(v) if v["records"] == whole && stats.stderr.matches("skipped").count() == torn.len() => {

@@ -1007,3 +1007,34 @@ fn closest_prefers_fewest_differences_then_unused_then_file_order() {
         json!({"id": "c4", "pointer": "/v", "called": 1})
     );
 }
+
+#[test]
+fn run_artifact_refuses_a_nul_in_its_path_and_a_file_not_yet_written_has_no_hash() {
+    let p = gw_project();
+    let art = |id: u64, path: &str| send(req(id, "run/artifact", json!({ "path": path })));
+    gw_fixture(
+        &p,
+        "nul",
+        json!([
+            art(1, "out/a\u{0}b.md"),
+            art(2, "out/later.md"),
+            send(req(
+                3,
+                "run/close",
+                json!({"status": "succeeded", "output": {}})
+            )),
+        ]),
+        json!({}),
+        json!({"status": ["succeeded"]}),
+        None,
+    );
+    let run = p.run(&[]);
+    let r = replies(&p, "nul", &run);
+    let e = error(&r[0], -32602, json!(1));
+    assert_eq!(e["data"]["reason"], "invalid_params");
+    assert!(e["message"].as_str().unwrap().contains("NUL"), "{e}");
+    assert_eq!(
+        result(&r[1], json!(2)),
+        &json!({"sha256": null, "bytes": 0})
+    );
+}
