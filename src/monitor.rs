@@ -8,11 +8,11 @@
 //! fixture generated for it. Scheduling is cron's or CI's job.
 
 use crate::fixture::Fixture;
-use crate::ledger::read::{for_each_line, millis};
+use crate::ledger::read::millis;
+use crate::ledger::Ledger;
 use crate::runner::FixtureResult;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FixtureHealth {
@@ -49,9 +49,9 @@ struct LedgerFacts {
     first_failing_replay: HashMap<String, i64>,
 }
 
-fn ledger_facts(path: &Path) -> LedgerFacts {
+fn ledger_facts(ledger: &Ledger) -> LedgerFacts {
     let mut f = LedgerFacts::default();
-    let _ = for_each_line(path, |_, line| {
+    let _ = ledger.for_each_line(|_, line| {
         let started = millis(line.started_at.as_deref());
         let production = line.run_type.as_deref() != Some("replay");
         if production {
@@ -93,7 +93,7 @@ pub fn health(
     tier: Option<&str>,
     fixtures: &[Fixture],
     results: &[FixtureResult],
-    ledger: &Path,
+    ledger: &Ledger,
     max_age_ms: Option<i64>,
     now_ms: i64,
 ) -> Health {

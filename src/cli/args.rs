@@ -6,6 +6,14 @@ use std::time::Duration;
 
 /// A duration argument: `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`. Parsed once,
 /// here, so every command gets a `Duration` or clap's usage error naming the flag.
+/// `--ledger`: a file path, or a `postgres://` URL.
+fn ledger(s: &str) -> Result<crate::ledger::Location, String> {
+    if s.is_empty() {
+        return Err("expected a file path or a postgres:// URL".to_string());
+    }
+    Ok(crate::ledger::Location::parse(s))
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     crate::time::parse_duration(s).ok_or_else(|| {
         "expected a duration such as 2s, 500ms, 1.5 (seconds), 5m, 12h or 30d".to_string()
@@ -127,9 +135,9 @@ pub struct MonitorArgs {
     /// A cassette older than this is stale (e.g. 30d, 12h)
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub max_age: Option<Duration>,
-    /// The ledger replay records are appended to (and production runs are read from)
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    /// The ledger replay records are appended to (and production runs are read from): a JSONL file or a postgres:// URL
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
     /// Fixtures run at once [default: number of cores]
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
@@ -189,9 +197,9 @@ pub struct ProveArgs {
     /// The broken build: NAME=COMMAND, NAME being the fixture's agent
     #[arg(long, value_name = "NAME=COMMAND")]
     pub broken: String,
-    /// The ledger the two runs are recorded in
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    /// The ledger the two runs are recorded in: a JSONL file or a postgres:// URL
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
     /// Time between SIGTERM and SIGKILL when stopping an agent
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     pub grace: Duration,
@@ -201,13 +209,43 @@ pub struct ProveArgs {
 pub enum LedgerCommand {
     /// Append runs exported by another system to the ledger
     Import(ImportArgs),
+    /// Create or upgrade the ledger's schema in a PostgreSQL database
+    Migrate(MigrateArgs),
+    /// Ship a local JSONL ledger into PostgreSQL, each line exactly once
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The database, e.g. postgres://user@host/db
+    #[arg(long, value_name = "URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The JSONL ledger to ship (what the clients write on a worker)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The database, e.g. postgres://user@host/db
+    #[arg(long, value_name = "URL", value_parser = ledger)]
+    pub to: crate::ledger::Location,
+    /// Keep tailing the file, pushing new lines as they are written
+    #[arg(long)]
+    pub follow: bool,
+    /// How often --follow looks for new lines
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = duration)]
+    pub interval: Duration,
+    /// The name the database knows this file by [default: HOST:ABSOLUTE-PATH]
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
-    /// The ledger [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    /// The ledger: a JSONL file or a postgres:// URL [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,
@@ -284,9 +322,9 @@ pub struct ImportArgs {
     /// Agent name for every imported run (Apify: default the actor)
     #[arg(long)]
     pub agent: Option<String>,
-    /// The ledger to append to
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    /// The ledger to append to: a JSONL file or a postgres:// URL
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -337,9 +375,9 @@ pub struct RunArgs {
     /// Override an agent's command for this invocation, e.g. --agent research="python3 broken.py"
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     pub agents: Vec<String>,
-    /// The ledger run records are appended to [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
-    #[arg(long, value_name = "FILE")]
-    pub ledger: Option<PathBuf>,
+    /// The ledger run records are appended to: a JSONL file or a postgres:// URL [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    pub ledger: Option<crate::ledger::Location>,
     /// Time between SIGTERM and SIGKILL when stopping an agent (e.g. 2s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     pub grace: Duration,
@@ -390,7 +428,7 @@ impl RunArgs {
     /// A plain cassette-mode run of `paths`, for commands built on `run` (prove, monitor).
     pub fn for_paths(
         paths: Vec<PathBuf>,
-        ledger: Option<PathBuf>,
+        ledger: Option<crate::ledger::Location>,
         grace: Duration,
         jobs: Option<usize>,
     ) -> RunArgs {

@@ -1,26 +1,48 @@
-//! `stats`, `watchdog`, `reconcile` and `ledger import`: the ledger commands.
+//! `stats`, `watchdog`, `reconcile` and `ledger import|migrate|push`: the ledger commands.
 
 use crate::cli::args::{
-    ByArg, ImportArgs, ImportFormat, LedgerArgs, ReconcileArgs, StatsArgs, WatchdogArgs,
+    ByArg, ImportArgs, ImportFormat, LedgerArgs, MigrateArgs, PushArgs, ReconcileArgs, StatsArgs,
+    WatchdogArgs,
 };
 use crate::cli::usage_error;
 use crate::exit;
-use crate::ledger::read::{millis, Folded};
-use crate::ledger::{reconcile as rec, stats as st, watchdog as wd, Ledger};
-use std::path::PathBuf;
+use crate::ledger::read::{millis, LineWarning};
+use crate::ledger::{reconcile as rec, stats as st, watchdog as wd, Ledger, Location};
 
-/// `--ledger`, else `.agent-replay/ledger.jsonl` beside the config (or in the working dir).
-pub(crate) fn ledger_path(explicit: Option<&PathBuf>) -> Result<PathBuf, u8> {
-    if let Some(p) = explicit {
-        return Ok(p.clone());
+/// `--ledger` (or `AGENT_REPLAY_LEDGER`), else `.agent-replay/ledger.jsonl` beside the
+/// config (or in the working dir).
+pub(crate) fn ledger_location(explicit: Option<&Location>) -> Result<Location, u8> {
+    if let Some(l) = explicit {
+        return Ok(l.clone());
     }
     let cwd = std::env::current_dir()
         .map_err(|e| usage_error(format!("cannot read the working directory: {e}"), None))?;
     let config = crate::config::Config::discover(&cwd).map_err(|e| usage_error(e, None))?;
-    Ok(config
-        .and_then(|c| c.dir)
-        .unwrap_or(cwd)
-        .join(crate::ledger::DEFAULT_LEDGER))
+    Ok(Location::File(
+        config
+            .and_then(|c| c.dir)
+            .unwrap_or(cwd)
+            .join(crate::ledger::DEFAULT_LEDGER),
+    ))
+}
+
+/// Opens the ledger a command reads (a database must have the ledger's schema already).
+fn open(explicit: Option<&Location>, create: bool) -> Result<Ledger, u8> {
+    let location = ledger_location(explicit)?;
+    Ledger::open(&location, create).map_err(|e| usage_error(e, None))
+}
+
+fn read_failed(e: crate::ledger::LedgerError) -> u8 {
+    usage_error(
+        e,
+        Some("pass --ledger FILE or --ledger postgres://…; replays write .agent-replay/ledger.jsonl beside agent-replay.toml"),
+    )
+}
+
+fn warn(ledger: &Ledger, warnings: &[LineWarning]) {
+    for w in warnings {
+        eprintln!("warning: {}: {w}", ledger.name());
+    }
 }
 
 fn now(common: &LedgerArgs) -> Result<(String, i64), u8> {
@@ -40,19 +62,6 @@ fn now(common: &LedgerArgs) -> Result<(String, i64), u8> {
     }
 }
 
-fn read(common: &LedgerArgs) -> Result<(Folded, PathBuf), u8> {
-    let path = ledger_path(common.ledger.as_ref())?;
-    let folded = Folded::read(&path).map_err(|e| {
-        usage_error(
-            format!("cannot read the ledger {}: {e}", path.display()),
-            Some("pass --ledger FILE; replays write .agent-replay/ledger.jsonl beside agent-replay.toml"),
-        )
-    })?;
-    for w in &folded.warnings {
-        eprintln!("warning: {}: {w}", path.display());
-    }
-    Ok((folded, path))
-}
 
 fn print_json(v: &impl serde::Serialize) {
     crate::outln!(
@@ -83,8 +92,9 @@ pub fn stats(args: StatsArgs) -> u8 {
                 ByArg::Fixture => st::GroupBy::Fixture,
             }),
         };
-        let (folded, _) = read(&args.common)?;
-        let stats = st::compute(&folded, &opts);
+        let ledger = open(args.common.ledger.as_ref(), false)?;
+        let (stats, warnings) = ledger.stats(&opts).map_err(read_failed)?;
+        warn(&ledger, &warnings);
         if args.common.json {
             print_json(&stats);
         } else {
@@ -100,12 +110,13 @@ pub fn watchdog(args: WatchdogArgs) -> u8 {
         let (now_text, now_ms) = now(&args.common)?;
         let grace = args.grace;
         let grace_ms = grace.as_millis() as i64;
-        let (folded, path) = read(&args.common)?;
-        let ids = wd::abandoned(&folded, now_ms, grace_ms);
+        let ledger = open(args.common.ledger.as_ref(), false)?;
+        let (ids, warnings) = ledger.abandoned(now_ms, grace_ms).map_err(read_failed)?;
+        warn(&ledger, &warnings);
         let closed = if args.dry_run {
             Vec::new()
         } else {
-            wd::close(&Ledger::new(&path), &ids, &now_text, now_ms, grace_ms)
+            wd::close(&ledger, &ids, &now_text, now_ms, grace_ms)
                 .map_err(|e| usage_error(e, None))?
                 .into_iter()
                 .map(|r| r.run_id)
@@ -142,10 +153,12 @@ pub fn reconcile(args: ReconcileArgs) -> u8 {
         let (now_text, now_ms) = now(&args.common)?;
         let window = args.window;
         let tasks = rec::read_tasks(&args.tasks).map_err(|e| usage_error(e, None))?;
-        let (folded, path) = read(&args.common)?;
+        let ledger = open(args.common.ledger.as_ref(), false)?;
+        let folded = ledger.fold().map_err(read_failed)?;
+        warn(&ledger, &folded.warnings);
         let result = rec::reconcile(&folded, &tasks, now_ms, window.as_millis() as i64);
         let applied = if args.apply {
-            rec::apply(&Ledger::new(&path), &result.false_failures, &now_text)
+            rec::apply(&ledger, &result.false_failures, &now_text)
                 .map_err(|e| usage_error(e, None))?
         } else {
             0
@@ -197,12 +210,84 @@ pub fn import(args: ImportArgs) -> u8 {
                 r.agent_name = Some(agent.clone());
             }
         }
-        let path = ledger_path(args.ledger.as_ref())?;
-        let ledger = Ledger::new(&path);
+        let ledger = open(args.ledger.as_ref(), true)?;
         ledger
             .append_all(&records)
             .map_err(|e| usage_error(e, None))?;
-        crate::outln!("imported {} run(s) into {}", records.len(), path.display());
+        crate::outln!("imported {} run(s) into {}", records.len(), ledger.name());
+        Ok(exit::OK)
+    };
+    run().unwrap_or_else(|code| code)
+}
+
+pub fn migrate(args: MigrateArgs) -> u8 {
+    let run = || -> Result<u8, u8> {
+        let Location::Postgres(url) = ledger_location(args.ledger.as_ref())? else {
+            return Err(usage_error(
+                "ledger migrate works on a PostgreSQL ledger; a JSONL file needs no schema",
+                Some("pass --ledger postgres://USER@HOST/DB (or set AGENT_REPLAY_LEDGER)"),
+            ));
+        };
+        let (was, now) =
+            crate::ledger::postgres::Pg::migrate(&url).map_err(|e| usage_error(e, None))?;
+        match was {
+            None => crate::outln!("created the ledger schema (version {now}) in {url}"),
+            Some(v) if v < now => crate::outln!("migrated the ledger in {url} from version {v} to {now}"),
+            Some(v) => crate::outln!("the ledger in {url} is at version {v}: nothing to do"),
+        }
+        Ok(exit::OK)
+    };
+    run().unwrap_or_else(|code| code)
+}
+
+pub fn push(args: PushArgs) -> u8 {
+    use crate::ledger::push;
+    let run = || -> Result<u8, u8> {
+        let Location::Postgres(url) = &args.to else {
+            return Err(usage_error(
+                format!("--to {}: expected a postgres:// URL", args.to),
+                Some("ledger push ships a JSONL file into PostgreSQL, e.g. --to postgres://USER@HOST/DB"),
+            ));
+        };
+        if !args.follow && !args.file.is_file() {
+            return Err(usage_error(
+                format!("cannot read {}: no such file", args.file.display()),
+                None,
+            ));
+        }
+        let pg = crate::ledger::postgres::Pg::connect(url, true).map_err(|e| usage_error(e, None))?;
+        let source = args
+            .source
+            .clone()
+            .unwrap_or_else(|| push::default_source(&args.file));
+        let file = args.file.display().to_string();
+        let report = |p: &push::Pushed| {
+            for w in &p.skipped {
+                eprintln!("warning: {file}: {w}");
+            }
+        };
+        if args.follow {
+            crate::signals::install();
+            let total = push::follow(&pg, &args.file, &source, args.interval, |p| {
+                report(p);
+                crate::outln!("pushed {} record(s) from {file}", p.records);
+            })
+            .map_err(|e| usage_error(e, None))?;
+            crate::outln!("stopped: pushed {total} record(s) from {file} to {url} as source {source:?}");
+        } else {
+            let p = push::push_once(&pg, &args.file, &source).map_err(|e| usage_error(e, None))?;
+            report(&p);
+            crate::outln!(
+                "pushed {} record(s) from {file} to {url} as source {source:?}",
+                p.records
+            );
+            if p.pending_bytes > 0 {
+                crate::outln!(
+                    "left {} byte(s) after the last newline for the next push (a record still being written)",
+                    p.pending_bytes
+                );
+            }
+        }
         Ok(exit::OK)
     };
     run().unwrap_or_else(|code| code)

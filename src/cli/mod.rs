@@ -40,6 +40,8 @@ pub fn main() -> ExitCode {
         Command::Watchdog(a) => ledger::watchdog(a),
         Command::Reconcile(a) => ledger::reconcile(a),
         Command::Ledger(args::LedgerCommand::Import(a)) => ledger::import(a),
+        Command::Ledger(args::LedgerCommand::Migrate(a)) => ledger::migrate(a),
+        Command::Ledger(args::LedgerCommand::Push(a)) => ledger::push(a),
         Command::Capture(a) => capture::capture(a),
         Command::Generate(a) => generate::generate(a),
         Command::Prove(a) => generate::prove(a),

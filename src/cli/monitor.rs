@@ -89,7 +89,7 @@ pub fn monitor(args: MonitorArgs) -> u8 {
         tier,
         &fixtures,
         &results,
-        settings.ledger.path(),
+        &settings.ledger,
         max_age_ms,
         now_ms,
     );

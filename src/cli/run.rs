@@ -76,7 +76,7 @@ pub fn run(args: RunArgs) -> u8 {
     if settings.mode == crate::gateway::policy::Mode::Strict {
         // An agent reads no fixture's contract, and no ledger (§14).
         let mut deny: Vec<std::path::PathBuf> = fixtures.iter().map(|d| d.dir.clone()).collect();
-        deny.push(settings.ledger.path().to_path_buf());
+        deny.extend(settings.ledger.file().map(std::path::Path::to_path_buf));
         let mut allow = Vec::new();
         if let Some(c) = &settings.config {
             deny.extend(c.deny_read());
@@ -188,20 +188,35 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
             Some("pass --repeat N with N of 1 or more, or leave --repeat out to run each fixture once"),
         ));
     }
-    let ledger_path = match &args.ledger {
-        Some(p) => p.clone(),
-        None => config
-            .as_ref()
-            .and_then(|c| c.dir.clone())
-            .unwrap_or_else(|| cwd.clone())
-            .join(crate::ledger::DEFAULT_LEDGER),
+    let location = match &args.ledger {
+        Some(l) => l.clone(),
+        None => crate::ledger::Location::File(
+            config
+                .as_ref()
+                .and_then(|c| c.dir.clone())
+                .unwrap_or_else(|| cwd.clone())
+                .join(crate::ledger::DEFAULT_LEDGER),
+        ),
     };
-    check_writable(&ledger_path).map_err(|e| {
-        usage_error(
-            format!("cannot write the ledger {}: {e}", ledger_path.display()),
-            Some("pass --ledger FILE with a writable path"),
-        )
-    })?;
+    let ledger = match &location {
+        crate::ledger::Location::File(path) => {
+            check_writable(path).map_err(|e| {
+                usage_error(
+                    format!("cannot write the ledger {}: {e}", path.display()),
+                    Some("pass --ledger FILE with a writable path"),
+                )
+            })?;
+            Ledger::new(path)
+        }
+        // Connected before any agent starts: a wrong URL is a usage error, not 300
+        // fixtures whose records went nowhere.
+        crate::ledger::Location::Postgres(_) => Ledger::open(&location, true).map_err(|e| {
+            usage_error(
+                e,
+                Some("check the URL, that the server is up, and the user's rights"),
+            )
+        })?,
+    };
     let code_version = std::env::var("AGENT_REPLAY_CODE_VERSION")
         .ok()
         .or_else(|| git_head(&cwd));
@@ -213,7 +228,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         agent_overrides,
         config,
         cwd,
-        ledger: Ledger::new(ledger_path),
+        ledger,
         grace,
         redactor,
         code_version,

@@ -1,12 +1,16 @@
-//! Run records and the JSON Lines ledger they are appended to.
+//! Run records and the ledger they are appended to.
 //!
 //! [`RunRecord`] is one type for production and replay runs. The ledger is append-only:
 //! a RUNNING record before the agent starts and a terminal one when it closes; readers fold
-//! by `run_id`, the last line wins. Each record is one `write` of one line under an
-//! exclusive `flock`, so parallel jobs and several processes never interleave lines.
+//! by `run_id`, the last record wins. Two stores, one meaning: a JSON Lines file (each
+//! record one `write` of one line under an exclusive `flock`, so parallel jobs and several
+//! processes never interleave lines) and, for a fleet, PostgreSQL ([`postgres`]).
 
 pub mod classify;
 pub mod import;
+pub mod jsonl;
+pub mod postgres;
+pub mod push;
 pub mod read;
 pub mod reconcile;
 pub mod stats;
@@ -16,7 +20,6 @@ use crate::verdict::Reason;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The default ledger, relative to the config's directory.
@@ -114,138 +117,241 @@ pub struct RunRecord {
     pub extra: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write the ledger {path}: {source}")]
+/// A ledger that could not be read or written: which one (its password hidden) and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot {action} the ledger {ledger}: {message}")]
 pub struct LedgerError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub action: &'static str,
+    pub ledger: String,
+    pub message: String,
 }
 
-/// An append-only JSONL ledger file.
+/// Where a ledger is: a JSON Lines file (the default) or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Postgres(postgres::Url),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is a database; anything else a file path.
+    pub fn parse(s: &str) -> Location {
+        match postgres::Url::parse(s) {
+            Some(url) => Location::Postgres(url),
+            None => Location::File(PathBuf::from(s)),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The path, or the URL with its password hidden: this is what messages show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Postgres(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// An append-only ledger: a JSONL file or a PostgreSQL database, with one meaning (§7):
+/// records are only ever appended, and the last one of a `run_id` wins.
 #[derive(Debug, Clone)]
-pub struct Ledger {
-    path: PathBuf,
+pub enum Ledger {
+    File(jsonl::File),
+    Postgres(std::sync::Arc<postgres::Pg>),
 }
 
 impl Ledger {
+    /// A JSONL ledger at `path` (nothing is opened until the first append).
     pub fn new(path: impl Into<PathBuf>) -> Ledger {
-        Ledger { path: path.into() }
+        Ledger::File(jsonl::File::new(path))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends one record as one line, under an exclusive lock. The line is in the
-    /// kernel once this returns, so a harness that is killed loses nothing; it reaches the
-    /// disk at [`Ledger::sync`], once per invocation — an fsync per run would cost more
-    /// than the run itself.
-    pub fn append(&self, record: &RunRecord) -> Result<(), LedgerError> {
-        self.locked(|l| l.append(record))
-    }
-
-    /// Flushes the ledger to disk (a missing ledger has nothing to flush).
-    pub fn sync(&self) -> Result<(), LedgerError> {
-        match std::fs::File::open(&self.path) {
-            Ok(file) => file.sync_data().map_err(|e| self.err(e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.err(e)),
+    /// Opens the ledger at `location`: a file is opened lazily; a database is connected
+    /// to now and its schema checked, so a wrong URL fails before any agent runs.
+    /// `create` lets a writer make the schema in an empty database.
+    pub fn open(location: &Location, create: bool) -> Result<Ledger, LedgerError> {
+        match location {
+            Location::File(p) => Ok(Ledger::new(p)),
+            Location::Postgres(url) => {
+                postgres::Pg::connect(url, create).map(|pg| Ledger::Postgres(std::sync::Arc::new(pg)))
+            }
         }
     }
 
-    /// Appends many records under one lock: still one write per line, one fsync.
-    pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
-        self.locked(|l| {
-            records.iter().try_for_each(|r| l.append(r))?;
-            l.sync()
-        })
+    /// The ledger's file, when it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Ledger::File(f) => Some(f.path()),
+            Ledger::Postgres(_) => None,
+        }
     }
 
-    fn err(&self, source: std::io::Error) -> LedgerError {
+    /// How messages name this ledger (a database's password hidden).
+    pub fn name(&self) -> String {
+        match self {
+            Ledger::File(f) => f.path().display().to_string(),
+            Ledger::Postgres(pg) => pg.url().to_string(),
+        }
+    }
+
+    fn err(&self, action: &'static str, e: impl std::fmt::Display) -> LedgerError {
         LedgerError {
-            path: self.path.clone(),
-            source,
+            action,
+            ledger: self.name(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Appends one record. A file's line is in the kernel once this returns, so a harness
+    /// that is killed loses nothing; it reaches the disk at [`Ledger::sync`], once per
+    /// invocation — an fsync per run would cost more than the run itself. A database's
+    /// row is committed.
+    pub fn append(&self, record: &RunRecord) -> Result<(), LedgerError> {
+        self.locked_as(false, |l| l.append(record))
+    }
+
+    /// Appends many records at once: one lock and one fsync, or one transaction.
+    pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
+        match self {
+            Ledger::File(_) => self.locked(|l| {
+                records.iter().try_for_each(|r| l.append(r))?;
+                l.sync()
+            }),
+            Ledger::Postgres(pg) => pg.append_all(records),
+        }
+    }
+
+    /// Flushes a file ledger to disk (a database has committed already).
+    pub fn sync(&self) -> Result<(), LedgerError> {
+        match self {
+            Ledger::File(f) => f.sync().map_err(|e| self.err("write", e)),
+            Ledger::Postgres(_) => Ok(()),
         }
     }
 
     /// Runs `f` holding the ledger's exclusive lock: a read-check-append (the watchdog,
-    /// reconcile) sees no other writer's line appear between its read and its append.
+    /// reconcile) sees no other writer's record appear between its read and its append.
+    /// A file's `flock`; a database's exclusive advisory lock, which every writer's
+    /// transaction takes shared.
     pub fn locked<T>(
         &self,
-        f: impl FnOnce(&mut Locked) -> Result<T, LedgerError>,
+        f: impl FnOnce(&mut Locked<'_, '_>) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
+        self.locked_as(true, f)
+    }
+
+    fn locked_as<T>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut Locked<'_, '_>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        match self {
+            Ledger::File(file) => {
+                let locked = file.lock().map_err(|e| self.err("write", e))?;
+                f(&mut Locked::File(locked, self))
+            }
+            Ledger::Postgres(pg) => pg.transaction(exclusive, |tx| f(&mut Locked::Postgres(tx))),
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&self.path)
-            .map_err(|e| self.err(e))?;
-        // An exclusive flock, released when `file` is closed.
-        file.lock().map_err(|e| self.err(e))?;
-        f(&mut Locked {
-            file,
-            path: self.path.clone(),
-        })
+    }
+
+    /// Every run, folded by `run_id` (the last record wins), with the warnings of a file's
+    /// unreadable lines.
+    pub fn fold(&self) -> Result<read::Folded, LedgerError> {
+        match self {
+            Ledger::File(f) => read::Folded::read(f.path()).map_err(|e| self.err("read", e)),
+            Ledger::Postgres(pg) => pg.fold(),
+        }
+    }
+
+    /// Calls `each` with every record in the order it was appended.
+    pub fn for_each_line(
+        &self,
+        each: impl FnMut(usize, read::RunLine<'_>),
+    ) -> Result<Vec<read::LineWarning>, LedgerError> {
+        match self {
+            Ledger::File(f) => read::for_each_line(f.path(), each).map_err(|e| self.err("read", e)),
+            Ledger::Postgres(pg) => pg.for_each_line(each),
+        }
+    }
+
+    /// `agent-replay stats`: the database counts in SQL; the file is folded here. Both
+    /// answers go through the same [`stats::assemble`].
+    pub fn stats(
+        &self,
+        opts: &stats::StatsOptions,
+    ) -> Result<(stats::Stats, Vec<read::LineWarning>), LedgerError> {
+        match self {
+            Ledger::File(_) => {
+                let folded = self.fold()?;
+                Ok((stats::compute(&folded, opts), folded.warnings))
+            }
+            Ledger::Postgres(pg) => Ok((pg.stats(opts)?, Vec::new())),
+        }
+    }
+
+    /// The runs the watchdog closes (sorted), and a file's line warnings.
+    pub fn abandoned(
+        &self,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<(Vec<String>, Vec<read::LineWarning>), LedgerError> {
+        match self {
+            Ledger::File(_) => {
+                let folded = self.fold()?;
+                Ok((watchdog::abandoned(&folded, now_ms, grace_ms), folded.warnings))
+            }
+            Ledger::Postgres(pg) => Ok((pg.abandoned(now_ms, grace_ms)?, Vec::new())),
+        }
     }
 }
 
-/// How much of a file of `len` bytes is whole lines: up to and with its last newline.
-fn whole_lines_len(file: &std::fs::File, len: u64) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut end = len;
-    let mut buf = vec![0u8; 64 * 1024];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.read_exact_at(chunk, start)?;
-        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
-            return Ok(start + i as u64 + 1);
+/// The ledger while its exclusive lock is held.
+pub enum Locked<'a, 'b> {
+    File(jsonl::Locked, &'a Ledger),
+    Postgres(&'a mut postgres::Tx<'b>),
+}
+
+impl Locked<'_, '_> {
+    fn err(&self, action: &'static str, e: impl std::fmt::Display) -> LedgerError {
+        match self {
+            Locked::File(_, ledger) => ledger.err(action, e),
+            Locked::Postgres(tx) => tx.err(action, e),
         }
-        end = start;
     }
-    Ok(0)
-}
 
-/// The ledger while its lock is held.
-pub struct Locked {
-    file: std::fs::File,
-    path: PathBuf,
-}
+    /// The last record of each run in `ids`, read under the lock.
+    pub fn last_records(
+        &mut self,
+        ids: &std::collections::HashSet<String>,
+    ) -> Result<std::collections::HashMap<String, RunRecord>, LedgerError> {
+        match self {
+            Locked::File(l, _) => {
+                let r = read::last_records(l.path(), ids);
+                r.map_err(|e| self.err("read", e))
+            }
+            Locked::Postgres(tx) => tx.last_records(ids),
+        }
+    }
 
-impl Locked {
-    /// Appends one record as one write. A writer killed mid-write leaves a torn last line
-    /// (the kernel may stop a long write between pages): under the lock nobody else is
-    /// writing, so that tail is a dead writer's record it never had acknowledged, and it
-    /// is cut off before ours goes on. A torn line is only ever the last one.
     pub fn append(&mut self, record: &RunRecord) -> Result<(), LedgerError> {
-        let err = |source| LedgerError {
-            path: self.path.clone(),
-            source,
-        };
-        let len = self.file.metadata().map_err(err)?.len();
-        let whole = whole_lines_len(&self.file, len).map_err(err)?;
-        if whole < len {
-            self.file.set_len(whole).map_err(err)?;
+        match self {
+            Locked::File(l, _) => {
+                let r = l.append(record);
+                r.map_err(|e| self.err("write", e))
+            }
+            Locked::Postgres(tx) => tx.append(std::slice::from_ref(record)),
         }
-        let mut line = Vec::with_capacity(512);
-        serde_json::to_writer(&mut line, record).expect("run records serialize");
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(err)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn sync(&mut self) -> Result<(), LedgerError> {
-        self.file.sync_data().map_err(|source| LedgerError {
-            path: self.path.clone(),
-            source,
-        })
+        match self {
+            Locked::File(l, _) => {
+                let r = l.sync();
+                r.map_err(|e| self.err("write", e))
+            }
+            Locked::Postgres(_) => Ok(()),
+        }
     }
 }
 
@@ -281,7 +387,7 @@ mod tests {
                 });
             }
         });
-        let text = std::fs::read_to_string(ledger.path()).unwrap();
+        let text = std::fs::read_to_string(ledger.file().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 800);
         for l in lines {

@@ -52,6 +52,68 @@ pub struct RunLine<'a> {
     pub log_tail: Option<Cow<'a, str>>,
 }
 
+/// What a fold keeps of one record: the ledger's columns in a database, a
+/// [`RunState`] in memory. Times are milliseconds since the epoch, `i64::MIN` unknown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compact<'a> {
+    pub status: Status,
+    pub replay: bool,
+    pub agent: Option<&'a str>,
+    pub fixture: Option<&'a str>,
+    pub task: Option<&'a str>,
+    pub worker: Option<&'a str>,
+    /// The failure class of a FAILED, TIMED_OUT or ABORTED run: the stated one when it is
+    /// of the vocabulary, else classified from its reason and log tail.
+    pub class: Option<Cow<'a, str>>,
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub closed_ms: i64,
+    pub duration_ms: i64,
+    pub timeout_ms: i64,
+}
+
+impl RunLine<'_> {
+    pub fn compact(&self) -> Compact<'_> {
+        // Failed runs are classified once, here, so a fold keeps no text.
+        let class = match self.status {
+            Status::Failed | Status::TimedOut | Status::Aborted => {
+                let stated = self.failure_class.as_deref();
+                let keep = stated.filter(|s| {
+                    super::classify::FailureClass::parse(s).is_some()
+                        || crate::verdict::ReasonCode::parse(s).is_some()
+                });
+                Some(match keep {
+                    Some(s) => Cow::Borrowed(s),
+                    None => Cow::Borrowed(
+                        super::classify::classify(
+                            self.status == Status::TimedOut,
+                            stated,
+                            self.failure_reason.as_deref(),
+                            self.log_tail.as_deref(),
+                        )
+                        .as_str(),
+                    ),
+                })
+            }
+            _ => None,
+        };
+        Compact {
+            status: self.status,
+            replay: self.run_type.as_deref() == Some("replay"),
+            agent: self.agent_name.as_deref(),
+            fixture: self.fixture_id.as_deref(),
+            task: self.task_id.as_deref(),
+            worker: self.worker.as_deref(),
+            class,
+            attempt: self.attempt.unwrap_or(1).min(u32::MAX as u64) as u32,
+            started_ms: millis(self.started_at.as_deref()),
+            closed_ms: millis(self.closed_at.as_deref()),
+            duration_ms: self.duration_ms.map_or(i64::MIN, |d| d as i64),
+            timeout_ms: self.timeout_seconds.map_or(60_000, |s| (s * 1000.0) as i64),
+        }
+    }
+}
+
 /// A warning about one line of a ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineWarning {
@@ -185,51 +247,30 @@ impl Folded {
 
     pub fn add(&mut self, line: RunLine<'_>) {
         self.lines += 1;
-        let mut opt = |s: &Option<Cow<'_, str>>| s.as_deref().map_or(NONE, |s| self.strings.id(s));
-        let agent = opt(&line.agent_name);
-        let fixture = opt(&line.fixture_id);
-        let task = opt(&line.task_id);
-        let worker = opt(&line.worker);
-        // Failed runs are classified once, here, so the fold keeps no text.
-        let class = match line.status {
-            Status::Failed | Status::TimedOut | Status::Aborted => {
-                let stated = line.failure_class.as_deref();
-                let keep = stated.filter(|s| {
-                    super::classify::FailureClass::parse(s).is_some()
-                        || crate::verdict::ReasonCode::parse(s).is_some()
-                });
-                let name = match keep {
-                    Some(s) => s.to_string(),
-                    None => super::classify::classify(
-                        line.status == Status::TimedOut,
-                        stated,
-                        line.failure_reason.as_deref(),
-                        line.log_tail.as_deref(),
-                    )
-                    .as_str()
-                    .to_string(),
-                };
-                self.strings.id(&name)
-            }
-            _ => NONE,
-        };
+        let run = line.compact();
+        self.put(&line.run_id, &run);
+    }
+
+    /// Folds one record of run `id` in: it replaces what was known, but a later record
+    /// may omit what an earlier one said (e.g. started_at).
+    pub fn put(&mut self, id: &str, run: &Compact<'_>) {
+        let mut opt = |s: Option<&str>| s.map_or(NONE, |s| self.strings.id(s));
         let state = RunState {
-            status: line.status,
-            agent,
-            fixture,
-            task,
-            worker,
-            class,
-            attempt: line.attempt.unwrap_or(1).min(u32::MAX as u64) as u32,
-            replay: line.run_type.as_deref() == Some("replay"),
-            started_ms: millis(line.started_at.as_deref()),
-            closed_ms: millis(line.closed_at.as_deref()),
-            duration_ms: line.duration_ms.map_or(i64::MIN, |d| d as i64),
-            timeout_ms: line.timeout_seconds.map_or(60_000, |s| (s * 1000.0) as i64),
+            status: run.status,
+            agent: opt(run.agent),
+            fixture: opt(run.fixture),
+            task: opt(run.task),
+            worker: opt(run.worker),
+            class: opt(run.class.as_deref()),
+            attempt: run.attempt,
+            replay: run.replay,
+            started_ms: run.started_ms,
+            closed_ms: run.closed_ms,
+            duration_ms: run.duration_ms,
+            timeout_ms: run.timeout_ms,
         };
-        match self.runs.get_mut(line.run_id.as_ref()) {
+        match self.runs.get_mut(id) {
             Some(existing) => {
-                // A later line may omit what an earlier one said (e.g. started_at).
                 let keep_started = existing.started_ms;
                 *existing = state;
                 if existing.started_ms == i64::MIN {
@@ -237,7 +278,7 @@ impl Folded {
                 }
             }
             None => {
-                self.runs.insert(line.run_id.into_owned(), state);
+                self.runs.insert(id.to_string(), state);
             }
         }
     }

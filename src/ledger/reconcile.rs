@@ -212,12 +212,7 @@ pub fn apply(
 ) -> Result<usize, super::LedgerError> {
     let ids = found.iter().map(|f| f.run_id.clone()).collect();
     ledger.locked(|locked| {
-        let last = super::read::last_records(locked.path(), &ids).map_err(|source| {
-            super::LedgerError {
-                path: locked.path().to_path_buf(),
-                source,
-            }
-        })?;
+        let last = locked.last_records(&ids)?;
         let mut n = 0;
         for f in found {
             let Some(mut rec) = last

@@ -116,14 +116,49 @@ pub struct Stats {
     pub records: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+/// What a run counts as, once its status, age and agent's median are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
     Terminal(Status),
     Pending,
     Dead,
     NotStarted,
 }
 
+/// The runs that count the same way in every part of the report: same agent, group
+/// (agent or fixture), worker, failure class and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cell {
+    pub agent: Option<String>,
+    pub group: Option<String>,
+    pub worker: Option<String>,
+    /// Only for a terminal run that did not succeed.
+    pub class: Option<String>,
+    pub kind: Kind,
+}
+
+/// Runs of a task, over the tasks of the window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskTally {
+    pub tasks: u64,
+    pub retried_tasks: u64,
+    pub max_attempt: u64,
+    pub runs_per_task: BTreeMap<u64, u64>,
+}
+
+/// Everything a report is made of, counted: by [`compute`] over a folded file, or by the
+/// database in SQL ([`super::postgres`]). [`assemble`] turns either into the same report.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub cells: HashMap<Cell, u64>,
+    pub pending_run_ids: Vec<String>,
+    pub dead_run_ids: Vec<String>,
+    pub tasks: TaskTally,
+    /// Records read, in or out of the window.
+    pub records: usize,
+}
+
+/// `xs[len / 2]` of the sorted durations (the upper median).
 fn median(mut xs: Vec<i64>) -> Option<i64> {
     if xs.is_empty() {
         return None;
@@ -142,7 +177,33 @@ fn duration(r: &RunState) -> Option<i64> {
     }
 }
 
+/// An agent needs this many terminal runs with a duration before its own median decides
+/// when its runs are dead; with fewer, the median of all agents does.
+pub const OWN_MEDIAN_RUNS: usize = 5;
+
+/// How old a transitional run may get before it is dead: 3 × its median, else its own
+/// timeout plus the watchdog's grace (no terminal run to learn from).
+pub fn dead_after(median_ms: Option<i64>, timeout_ms: i64) -> i64 {
+    match median_ms {
+        Some(m) => 3 * m,
+        None => timeout_ms + 60_000,
+    }
+}
+
+/// A transitional run's kind at `now_ms`, given the limit [`dead_after`] set.
+pub fn pending_or_dead(started_ms: Option<i64>, now_ms: i64, limit_ms: i64) -> Kind {
+    match started_ms {
+        Some(s) if now_ms - s < limit_ms => Kind::Pending,
+        _ => Kind::Dead,
+    }
+}
+
 pub fn compute(folded: &Folded, opts: &StatsOptions) -> Stats {
+    assemble(tally(folded, opts), opts.by)
+}
+
+/// Counts a folded ledger into a [`Tally`].
+pub fn tally(folded: &Folded, opts: &StatsOptions) -> Tally {
     let in_window = |r: &RunState| {
         let s = r.started_ms;
         opts.since_ms
@@ -166,16 +227,8 @@ pub fn compute(folded: &Folded, opts: &StatsOptions) -> Stats {
     let overall_median = median(all);
     let medians: HashMap<u32, Option<i64>> = per_agent
         .into_iter()
-        .map(|(a, ds)| {
-            (
-                a,
-                if ds.len() >= 5 {
-                    median(ds)
-                } else {
-                    overall_median
-                },
-            )
-        })
+        .filter(|(_, ds)| ds.len() >= OWN_MEDIAN_RUNS)
+        .map(|(a, ds)| (a, median(ds)))
         .collect();
 
     let kind_of = |r: &RunState| -> Kind {
@@ -185,139 +238,160 @@ pub fn compute(folded: &Folded, opts: &StatsOptions) -> Stats {
         if !r.status.is_transitional() {
             return Kind::NotStarted;
         }
-        let age = if r.started_ms == i64::MIN {
-            i64::MAX
-        } else {
-            opts.now_ms - r.started_ms
-        };
-        let limit = match medians.get(&r.agent).copied().flatten().or(overall_median) {
-            Some(m) => 3 * m,
-            // No terminal run to learn from: its own timeout plus the watchdog's grace.
-            None => r.timeout_ms + 60_000,
-        };
-        if age < limit {
-            Kind::Pending
-        } else {
-            Kind::Dead
-        }
+        let median = medians.get(&r.agent).copied().flatten().or(overall_median);
+        let started = (r.started_ms != i64::MIN).then_some(r.started_ms);
+        pending_or_dead(started, opts.now_ms, dead_after(median, r.timeout_ms))
     };
 
-    let mut overall = Counts::default();
-    let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut pending_ids = Vec::new();
-    let mut dead_ids = Vec::new();
-    let mut not_started = 0;
-    let mut classes: BTreeMap<String, Vec<&RunState>> = BTreeMap::new();
+    // Counted by interned ids first: a million runs should not mean a million keys.
+    let mut cells: HashMap<(u32, u32, u32, u32, Kind), u64> = HashMap::new();
+    let mut t = Tally {
+        records: folded.lines,
+        ..Tally::default()
+    };
     let mut tasks: HashMap<u32, (u64, u64)> = HashMap::new();
     for (id, r) in &runs {
         let kind = kind_of(r);
-        if kind == Kind::NotStarted {
-            not_started += 1;
+        let group = match opts.by {
+            Some(GroupBy::Agent) => r.agent,
+            Some(GroupBy::Fixture) => r.fixture,
+            None => u32::MAX,
+        };
+        let class = match kind {
+            Kind::Terminal(s) if s != Status::Succeeded => r.class,
+            _ => u32::MAX,
+        };
+        *cells.entry((r.agent, group, r.worker, class, kind)).or_default() += 1;
+        match kind {
+            Kind::Pending => t.pending_run_ids.push((*id).clone()),
+            Kind::Dead => t.dead_run_ids.push((*id).clone()),
+            _ => {}
+        }
+        if kind != Kind::NotStarted {
+            if let Some(task) = RunState::get(r.task) {
+                let e = tasks.entry(task).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(r.attempt as u64);
+            }
+        }
+    }
+    let name = |id: u32| folded.name(id).map(str::to_string);
+    t.cells = cells
+        .into_iter()
+        .map(|((agent, group, worker, class, kind), n)| {
+            let cell = Cell {
+                agent: name(agent),
+                group: name(group),
+                worker: name(worker),
+                class: name(class),
+                kind,
+            };
+            (cell, n)
+        })
+        .collect();
+    for (n, a) in tasks.values() {
+        *t.tasks.runs_per_task.entry(*n).or_insert(0) += 1;
+        t.tasks.tasks += 1;
+        t.tasks.retried_tasks += u64::from(*n > 1 || *a > 1);
+        t.tasks.max_attempt = t.tasks.max_attempt.max(*a);
+    }
+    t
+}
+
+/// The report of a [`Tally`], however it was counted.
+pub fn assemble(t: Tally, by: Option<GroupBy>) -> Stats {
+    let mut overall = Counts::default();
+    let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut not_started = 0;
+    let mut fleet_agents = std::collections::HashSet::new();
+    #[derive(Default)]
+    struct Class<'a> {
+        count: u64,
+        agents: std::collections::HashSet<&'a Option<String>>,
+        workers: std::collections::HashSet<&'a Option<String>>,
+    }
+    let mut classes: BTreeMap<String, Class> = BTreeMap::new();
+    for (cell, &n) in &t.cells {
+        fleet_agents.insert(&cell.agent);
+        if cell.kind == Kind::NotStarted {
+            not_started += n;
             continue;
         }
-        let key = match opts.by {
-            Some(GroupBy::Agent) => Some(folded.name(r.agent).unwrap_or("(no agent)").to_string()),
-            Some(GroupBy::Fixture) => {
-                Some(folded.name(r.fixture).unwrap_or("(no fixture)").to_string())
-            }
-            None => None,
-        };
+        let key = by.map(|b| match (b, &cell.group) {
+            (_, Some(g)) => g.clone(),
+            (GroupBy::Agent, None) => "(no agent)".to_string(),
+            (GroupBy::Fixture, None) => "(no fixture)".to_string(),
+        });
         let mut targets = vec![&mut overall];
-        let group = key.map(|k| groups.entry(k).or_default());
-        if let Some(g) = group {
-            targets.push(g);
+        if let Some(k) = key {
+            targets.push(groups.entry(k).or_default());
         }
         for c in targets {
-            match kind {
+            match cell.kind {
                 Kind::Terminal(s) => {
-                    c.started += 1;
+                    c.started += n;
                     match s {
-                        Status::Succeeded => c.succeeded += 1,
-                        Status::Failed => c.failed += 1,
-                        Status::TimedOut => c.timed_out += 1,
-                        _ => c.aborted += 1,
+                        Status::Succeeded => c.succeeded += n,
+                        Status::Failed => c.failed += n,
+                        Status::TimedOut => c.timed_out += n,
+                        _ => c.aborted += n,
                     }
                 }
                 Kind::Dead => {
-                    c.started += 1;
-                    c.dead += 1;
+                    c.started += n;
+                    c.dead += n;
                 }
-                Kind::Pending => c.pending += 1,
+                Kind::Pending => c.pending += n,
                 Kind::NotStarted => {}
             }
         }
-        match kind {
-            Kind::Pending => pending_ids.push((*id).clone()),
-            Kind::Dead => {
-                dead_ids.push((*id).clone());
-                classes.entry("run_abandoned".into()).or_default().push(r);
-            }
+        let class = match cell.kind {
+            Kind::Dead => "run_abandoned".to_string(),
             Kind::Terminal(s) if s != Status::Succeeded => {
-                let class = folded.name(r.class).unwrap_or("unknown").to_string();
-                classes.entry(class).or_default().push(r);
+                cell.class.clone().unwrap_or_else(|| "unknown".to_string())
             }
-            _ => {}
-        }
-        if let Some(task) = RunState::get(r.task) {
-            let t = tasks.entry(task).or_default();
-            t.0 += 1;
-            t.1 = t.1.max(r.attempt as u64);
-        }
+            _ => continue,
+        };
+        let c = classes.entry(class).or_default();
+        c.count += n;
+        c.agents.insert(&cell.agent);
+        c.workers.insert(&cell.worker);
     }
+    let mut pending_ids = t.pending_run_ids;
+    let mut dead_ids = t.dead_run_ids;
     pending_ids.sort();
     dead_ids.sort();
 
-    let fleet_agents: std::collections::HashSet<u32> = runs.iter().map(|(_, r)| r.agent).collect();
-    let failure_classes = classes
+    let mut failure_classes = classes
         .into_iter()
-        .map(|(class, rs)| {
-            let agents: std::collections::HashSet<u32> = rs.iter().map(|r| r.agent).collect();
-            let workers: std::collections::HashSet<u32> = rs.iter().map(|r| r.worker).collect();
-            let (shape, on) = if rs.len() == 1 {
-                ("one run".to_string(), None)
-            } else if agents.len() == 1 && fleet_agents.len() > 1 {
-                (
-                    "agent".to_string(),
-                    folded
-                        .name(*agents.iter().next().unwrap())
-                        .map(str::to_string),
-                )
-            } else if workers.len() == 1 && RunState::get(*workers.iter().next().unwrap()).is_some()
-            {
-                (
-                    "worker".to_string(),
-                    folded
-                        .name(*workers.iter().next().unwrap())
-                        .map(str::to_string),
-                )
+        .map(|(class, c)| {
+            let only = |set: &std::collections::HashSet<&Option<String>>| {
+                (set.len() == 1).then(|| (*set.iter().next().unwrap()).clone())
+            };
+            let (shape, on) = if c.count == 1 {
+                ("one run", None)
+            } else if let Some(agent) = only(&c.agents).filter(|_| fleet_agents.len() > 1) {
+                ("agent", agent)
+            } else if let Some(Some(worker)) = only(&c.workers) {
+                ("worker", Some(worker))
             } else {
-                ("fleet-wide".to_string(), None)
+                ("fleet-wide", None)
             };
             ClassReport {
                 advice: advice_for(&class).to_string(),
-                count: rs.len() as u64,
+                count: c.count,
                 class,
-                shape,
+                shape: shape.to_string(),
                 on,
             }
         })
         .collect::<Vec<_>>();
-    let mut failure_classes = failure_classes;
     failure_classes.sort_by(|a, b| b.count.cmp(&a.count).then(a.class.cmp(&b.class)));
 
-    let mut runs_per_task = BTreeMap::new();
-    for (n, _) in tasks.values() {
-        *runs_per_task.entry(*n).or_insert(0) += 1;
-    }
-    let attempts = Attempts {
-        tasks: tasks.len() as u64,
-        retried_tasks: tasks.values().filter(|(n, a)| *n > 1 || *a > 1).count() as u64,
-        max_attempt: tasks.values().map(|(_, a)| *a).max().unwrap_or(0),
-        runs_per_task,
-    };
+    let tasks = t.tasks;
     Stats {
         overall: group(overall),
-        by: opts.by.map(|b| match b {
+        by: by.map(|b| match b {
             GroupBy::Agent => "agent".to_string(),
             GroupBy::Fixture => "fixture".to_string(),
         }),
@@ -325,9 +399,14 @@ pub fn compute(folded: &Folded, opts: &StatsOptions) -> Stats {
         pending_run_ids: pending_ids,
         dead_run_ids: dead_ids,
         failure_classes,
-        attempts,
+        attempts: Attempts {
+            tasks: tasks.tasks,
+            retried_tasks: tasks.retried_tasks,
+            max_attempt: tasks.max_attempt,
+            runs_per_task: tasks.runs_per_task,
+        },
         not_started,
-        records: folded.lines,
+        records: t.records,
     }
 }
 

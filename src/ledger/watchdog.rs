@@ -36,10 +36,7 @@ pub fn close(
 ) -> Result<Vec<RunRecord>, LedgerError> {
     let wanted: HashSet<String> = ids.iter().cloned().collect();
     ledger.locked(|locked| {
-        let last = super::read::last_records(locked.path(), &wanted).map_err(|source| LedgerError {
-            path: locked.path().to_path_buf(),
-            source,
-        })?;
+        let last = locked.last_records(&wanted)?;
         let mut closed = Vec::new();
         for id in ids {
             let Some(mut rec) = last.get(id).cloned().filter(|r| r.status.is_transitional()) else {

@@ -1,0 +1,807 @@
+//! The ledger in PostgreSQL: the same append-only run records (§7), for a fleet.
+//!
+//! `agent_replay.records` holds every record as its JSON line, in the order it was
+//! appended: `(batch, ord)`, a batch being one writer's transaction. Nothing is updated in
+//! place there. `agent_replay.runs` is an index of the last record of each run, kept in
+//! the same transaction as the append (the same fold the file reader does in memory), so
+//! `stats` is one scan of runs in SQL, not a window over every record ever written.
+//!
+//! Concurrency: every writer's transaction takes a shared advisory lock; the watchdog and
+//! `reconcile --apply` take it exclusively between their re-read and their append, so no
+//! real close lands between them (no close buried) and a second watchdog sees the first
+//! one's close (no run closed twice).
+
+use super::read::{Compact, Folded, LineWarning, RunLine};
+use super::stats::{self, Cell, Kind, StatsOptions, Tally};
+use super::{LedgerError, RunRecord, Status};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Migration `i` takes a database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE agent_replay.records (
+    batch bigint NOT NULL,
+    ord integer NOT NULL,
+    run_id text COLLATE "C" NOT NULL,
+    record text NOT NULL,
+    source text COLLATE "C",
+    source_line bigint,
+    PRIMARY KEY (batch, ord)
+);
+CREATE SEQUENCE agent_replay.batches;
+CREATE TABLE agent_replay.runs (
+    run_id text COLLATE "C" PRIMARY KEY,
+    batch bigint NOT NULL,
+    ord integer NOT NULL,
+    records bigint NOT NULL,
+    status text NOT NULL,
+    replay boolean NOT NULL,
+    agent_name text COLLATE "C",
+    fixture_id text COLLATE "C",
+    task_id text COLLATE "C",
+    worker text COLLATE "C",
+    class text COLLATE "C",
+    attempt bigint NOT NULL,
+    started_ms bigint,
+    closed_ms bigint,
+    duration_ms bigint,
+    timeout_ms bigint NOT NULL
+);
+CREATE INDEX runs_open ON agent_replay.runs (run_id)
+    WHERE status IN ('RUNNING', 'TIMING_OUT', 'ABORTING');
+CREATE TABLE agent_replay.sources (
+    source text COLLATE "C" PRIMARY KEY,
+    bytes bigint NOT NULL,
+    lines bigint NOT NULL,
+    head_sha256 text,
+    pushed_at timestamptz NOT NULL DEFAULT now()
+);
+"#];
+
+/// The advisory lock writers take shared and the watchdog exclusively ("agentrpl").
+const WRITE_LOCK: i64 = 0x6167_656e_7472_706c;
+/// Held while migrating, so two migrations never interleave.
+const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
+
+const TERMINAL: &str = "('SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED')";
+const TRANSITIONAL: &str = "('RUNNING', 'TIMING_OUT', 'ABORTING')";
+
+/// A `postgres://` URL: what the driver gets, and what messages show (no password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Url {
+    /// For the driver: our own parameters (`sslrootcert`) taken out.
+    driver: String,
+    shown: String,
+    root_cert: Option<std::path::PathBuf>,
+    tls: bool,
+}
+
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Url({})", self.shown)
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Url {
+    /// `Some` for a `postgres://` or `postgresql://` URL.
+    pub fn parse(s: &str) -> Option<Url> {
+        let rest = s
+            .strip_prefix("postgres://")
+            .or_else(|| s.strip_prefix("postgresql://"))?;
+        let scheme = &s[..s.len() - rest.len()];
+        let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut driver_q = Vec::new();
+        let mut shown_q = Vec::new();
+        let mut root_cert = None;
+        let mut tls = true;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslrootcert" => root_cert = Some(percent_decode(v).into()),
+                "password" => {
+                    driver_q.push(pair.to_string());
+                    shown_q.push("password=***".to_string());
+                    continue;
+                }
+                _ => driver_q.push(pair.to_string()),
+            }
+            if k == "sslmode" && v == "disable" {
+                tls = false;
+            }
+            shown_q.push(pair.to_string());
+        }
+        // user:password@host — the password is hidden.
+        let shown_main = match main.split_once('@') {
+            Some((auth, host)) if auth.contains(':') => {
+                format!("{}:***@{host}", auth.split_once(':').unwrap().0)
+            }
+            _ => main.to_string(),
+        };
+        let join = |q: &[String]| {
+            if q.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", q.join("&"))
+            }
+        };
+        Some(Url {
+            driver: format!("{scheme}{main}{}", join(&driver_q)),
+            shown: format!("{scheme}{shown_main}{}", join(&shown_q)),
+            root_cert,
+            tls,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A connected PostgreSQL ledger. One connection, shared by the jobs of a run.
+pub struct Pg {
+    url: Url,
+    client: Mutex<postgres::Client>,
+}
+
+impl std::fmt::Debug for Pg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pg({})", self.url)
+    }
+}
+
+fn error(action: &'static str, url: &Url, e: impl std::fmt::Display) -> LedgerError {
+    LedgerError {
+        action,
+        ledger: url.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The driver's error with its cause: "db error" alone tells nobody anything.
+fn db(e: postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => d.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(cause) = src {
+                s = format!("{s}: {cause}");
+                src = cause.source();
+            }
+            s
+        }
+    }
+}
+
+fn open(url: &Url) -> Result<postgres::Client, LedgerError> {
+    let config: postgres::Config = url
+        .driver
+        .parse()
+        .map_err(|e: postgres::Error| error("open", url, db(e)))?;
+    let client = if url.tls {
+        let tls = crate::http::live::client_config(url.root_cert.as_deref())
+            .map_err(|e| error("open", url, e))?;
+        let mut tls = (*tls).clone();
+        // PostgreSQL checks the ALPN it is offered; the HTTP client's is not ours to send.
+        tls.alpn_protocols = Vec::new();
+        config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    } else {
+        config.connect(postgres::NoTls)
+    };
+    client.map_err(|e| error("open", url, db(e)))
+}
+
+/// The schema version of the database; `None` when it has no ledger yet.
+fn version(client: &mut postgres::Client) -> Result<Option<i32>, postgres::Error> {
+    let exists: Option<String> = client
+        .query_one("SELECT to_regclass('agent_replay.version')::text", &[])?
+        .get(0);
+    if exists.is_none() {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("SELECT version FROM agent_replay.version", &[])?
+        .map(|r| r.get(0)))
+}
+
+/// Takes the database to [`SCHEMA_VERSION`]; returns the version it was at.
+fn migrate(client: &mut postgres::Client) -> Result<Option<i32>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS agent_replay")?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS agent_replay.version (version integer NOT NULL, \
+         migrated_at timestamptz NOT NULL DEFAULT now())",
+    )?;
+    let was: Option<i32> = tx
+        .query_opt("SELECT version FROM agent_replay.version", &[])?
+        .map(|r| r.get(0));
+    let from = was.unwrap_or(0);
+    for m in MIGRATIONS.iter().skip(from.max(0) as usize) {
+        tx.batch_execute(m)?;
+    }
+    if was.is_none() {
+        tx.execute(
+            "INSERT INTO agent_replay.version (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )?;
+    } else if from < SCHEMA_VERSION {
+        tx.execute(
+            "UPDATE agent_replay.version SET version = $1, migrated_at = now()",
+            &[&SCHEMA_VERSION],
+        )?;
+    }
+    tx.commit()?;
+    Ok(was)
+}
+
+impl Pg {
+    /// Connects and checks the schema. `create` makes it in a database that has none (a
+    /// writer's first record needs no separate step); an older schema always needs
+    /// `ledger migrate`, a newer one a newer agent-replay.
+    pub fn connect(url: &Url, create: bool) -> Result<Pg, LedgerError> {
+        let mut client = open(url)?;
+        let found = version(&mut client).map_err(|e| error("open", url, db(e)))?;
+        match found {
+            None if create => {
+                migrate(&mut client).map_err(|e| error("create", url, db(e)))?;
+            }
+            None => {
+                return Err(error(
+                    "read",
+                    url,
+                    "the database has no agent-replay ledger yet: run `agent-replay ledger migrate --ledger URL` \
+                     (or any command that writes records, e.g. `run` or `ledger push`)",
+                ))
+            }
+            Some(v) if v < SCHEMA_VERSION => {
+                return Err(error(
+                    "open",
+                    url,
+                    format!("its schema is version {v}, this agent-replay needs {SCHEMA_VERSION}: run `agent-replay ledger migrate --ledger URL`"),
+                ))
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(error(
+                    "open",
+                    url,
+                    format!("its schema is version {v}, newer than this agent-replay knows ({SCHEMA_VERSION}): upgrade agent-replay"),
+                ))
+            }
+            Some(_) => {}
+        }
+        Ok(Pg {
+            url: url.clone(),
+            client: Mutex::new(client),
+        })
+    }
+
+    /// `agent-replay ledger migrate`: creates or upgrades the schema; the versions before
+    /// and after.
+    pub fn migrate(url: &Url) -> Result<(Option<i32>, i32), LedgerError> {
+        let mut client = open(url)?;
+        let was = migrate(&mut client).map_err(|e| error("migrate", url, db(e)))?;
+        Ok((was, SCHEMA_VERSION))
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    fn client(&self) -> Result<std::sync::MutexGuard<'_, postgres::Client>, LedgerError> {
+        // A job that panicked holding the connection left nothing half-done in it: its
+        // transaction was rolled back when it was dropped.
+        let mut guard = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_closed() {
+            *guard = open(&self.url)?;
+        }
+        Ok(guard)
+    }
+
+    /// Runs `f` in one transaction holding the write lock, shared or exclusive; commits
+    /// when it returns `Ok`.
+    pub fn transaction<T>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut client = self.client()?;
+        let e = |e| error("write", &self.url, db(e));
+        let mut tx = client.transaction().map_err(e)?;
+        let lock = if exclusive {
+            "SELECT pg_advisory_xact_lock($1)"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared($1)"
+        };
+        tx.execute(lock, &[&WRITE_LOCK]).map_err(e)?;
+        let mut t = Tx {
+            tx,
+            url: &self.url,
+            batch: None,
+            next_ord: 0,
+        };
+        let out = f(&mut t)?;
+        t.tx.commit().map_err(e)?;
+        Ok(out)
+    }
+
+    pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
+        self.transaction(false, |tx| tx.append(records))
+    }
+
+    /// Every run's last record, folded as the file reader folds it.
+    pub fn fold(&self) -> Result<Folded, LedgerError> {
+        let mut client = self.client()?;
+        let e = |e| error("read", &self.url, db(e));
+        let mut folded = Folded::default();
+        let rows = client
+            .query_raw(
+                "SELECT run_id, status, replay, agent_name, fixture_id, task_id, worker, class, \
+                 attempt, started_ms, closed_ms, duration_ms, timeout_ms, records FROM agent_replay.runs",
+                std::iter::empty::<i32>(),
+            )
+            .map_err(e)?;
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut rows = rows;
+        while let Some(row) = rows.next().map_err(e)? {
+            let status: &str = row.get(1);
+            let run = Compact {
+                status: parse_status(status),
+                replay: row.get(2),
+                agent: row.get(3),
+                fixture: row.get(4),
+                task: row.get(5),
+                worker: row.get(6),
+                class: row.get::<_, Option<&str>>(7).map(std::borrow::Cow::Borrowed),
+                attempt: row.get::<_, i64>(8).clamp(0, u32::MAX as i64) as u32,
+                started_ms: row.get::<_, Option<i64>>(9).unwrap_or(i64::MIN),
+                closed_ms: row.get::<_, Option<i64>>(10).unwrap_or(i64::MIN),
+                duration_ms: row.get::<_, Option<i64>>(11).unwrap_or(i64::MIN),
+                timeout_ms: row.get(12),
+            };
+            folded.put(row.get(0), &run);
+            folded.lines += row.get::<_, i64>(13) as usize;
+        }
+        Ok(folded)
+    }
+
+    /// Every record in the order it was appended, as the file reader hands them out.
+    pub fn for_each_line(
+        &self,
+        mut each: impl FnMut(usize, RunLine<'_>),
+    ) -> Result<Vec<LineWarning>, LedgerError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut client = self.client()?;
+        let e = |e| error("read", &self.url, db(e));
+        let mut rows = client
+            .query_raw(
+                "SELECT record FROM agent_replay.records ORDER BY batch, ord",
+                std::iter::empty::<i32>(),
+            )
+            .map_err(e)?;
+        let mut warnings = Vec::new();
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(e)? {
+            n += 1;
+            let text: &str = row.get(0);
+            match serde_json::from_str::<RunLine>(text) {
+                Ok(line) => each(n, line),
+                Err(err) => warnings.push(LineWarning {
+                    line: n,
+                    message: format!("skipped an unreadable record ({err})"),
+                }),
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Transitional runs older than their timeout plus `grace_ms`, sorted.
+    pub fn abandoned(&self, now_ms: i64, grace_ms: i64) -> Result<Vec<String>, LedgerError> {
+        let mut client = self.client()?;
+        let sql = format!(
+            "SELECT run_id FROM agent_replay.runs WHERE status IN {TRANSITIONAL} \
+             AND (started_ms IS NULL OR $1 - started_ms > timeout_ms + $2)"
+        );
+        let rows = client
+            .query(&sql, &[&now_ms, &grace_ms])
+            .map_err(|e| error("read", &self.url, db(e)))?;
+        let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The counts of a `stats` report, in SQL: three scans of `runs`, whatever the number
+    /// of records behind them.
+    pub fn stats(&self, opts: &StatsOptions) -> Result<stats::Stats, LedgerError> {
+        let mut client = self.client()?;
+        let e = |e| error("read", &self.url, db(e));
+        let window = "($1::int8 IS NULL OR (started_ms IS NOT NULL AND started_ms >= $1)) \
+                      AND ($2::int8 IS NULL OR (started_ms IS NOT NULL AND started_ms < $2))";
+        // The upper median, xs[n / 2], is the lower one of the durations sorted downwards.
+        let medians = client
+            .query(
+                &format!(
+                    "SELECT agent_name, GROUPING(agent_name) = 1, count(*), \
+                     percentile_disc(0.5) WITHIN GROUP (ORDER BY d DESC) FROM ( \
+                       SELECT agent_name, COALESCE(duration_ms, closed_ms - started_ms) AS d \
+                       FROM agent_replay.runs WHERE status IN {TERMINAL} AND {window}) t \
+                     WHERE d IS NOT NULL GROUP BY GROUPING SETS ((agent_name), ())"
+                ),
+                &[&opts.since_ms, &opts.until_ms],
+            )
+            .map_err(e)?;
+        let mut overall = None;
+        let mut agents: Vec<String> = Vec::new();
+        let mut limits: Vec<i64> = Vec::new();
+        let mut no_agent = None;
+        for row in &medians {
+            let median: Option<i64> = row.get(3);
+            if row.get::<_, bool>(1) {
+                overall = median;
+                continue;
+            }
+            if (row.get::<_, i64>(2) as usize) < stats::OWN_MEDIAN_RUNS {
+                continue;
+            }
+            let limit = stats::dead_after(median, 0);
+            match row.get::<_, Option<String>>(0) {
+                Some(a) => {
+                    agents.push(a);
+                    limits.push(limit);
+                }
+                None => no_agent = Some(limit),
+            }
+        }
+        let overall_limit = overall.map(|m| stats::dead_after(Some(m), 0));
+        let by = match opts.by {
+            Some(stats::GroupBy::Agent) => "agent",
+            Some(stats::GroupBy::Fixture) => "fixture",
+            None => "",
+        };
+        let cells = client
+            .query(
+                &format!(
+                    "WITH lim AS (SELECT * FROM unnest($4::text[], $5::int8[]) AS l(agent, limit_ms)), \
+                     k AS ( \
+                       SELECT r.run_id, r.records, {window} AS inside, r.agent_name, r.worker, \
+                         CASE $6::text WHEN 'agent' THEN r.agent_name WHEN 'fixture' THEN r.fixture_id END AS grp, \
+                         CASE WHEN r.status IN ('FAILED', 'TIMED_OUT', 'ABORTED') THEN r.class END AS class, \
+                         CASE WHEN r.status IN {TERMINAL} THEN r.status \
+                              WHEN r.status NOT IN {TRANSITIONAL} THEN 'NOT_STARTED' \
+                              WHEN r.started_ms IS NOT NULL AND $3 - r.started_ms < COALESCE(lim.limit_ms, \
+                                CASE WHEN r.agent_name IS NULL THEN $7::int8 END, $8::int8, r.timeout_ms + 60000) \
+                              THEN 'PENDING' ELSE 'DEAD' END AS kind \
+                       FROM agent_replay.runs r LEFT JOIN lim ON lim.agent = r.agent_name) \
+                     SELECT inside, \
+                       CASE WHEN inside THEN agent_name END, CASE WHEN inside THEN grp END, \
+                       CASE WHEN inside THEN worker END, CASE WHEN inside THEN class END, \
+                       CASE WHEN inside THEN kind END, count(*), sum(records)::int8, \
+                       array_agg(run_id) FILTER (WHERE inside AND kind IN ('PENDING', 'DEAD')) \
+                     FROM k GROUP BY 1, 2, 3, 4, 5, 6"
+                ),
+                &[
+                    &opts.since_ms,
+                    &opts.until_ms,
+                    &opts.now_ms,
+                    &agents,
+                    &limits,
+                    &by,
+                    &no_agent,
+                    &overall_limit,
+                ],
+            )
+            .map_err(e)?;
+        let mut tally = Tally::default();
+        for row in &cells {
+            tally.records += row.get::<_, i64>(7) as usize;
+            if !row.get::<_, bool>(0) {
+                continue;
+            }
+            let kind = match row.get::<_, &str>(5) {
+                "PENDING" => Kind::Pending,
+                "DEAD" => Kind::Dead,
+                "NOT_STARTED" => Kind::NotStarted,
+                s => Kind::Terminal(parse_status(s)),
+            };
+            let ids: Option<Vec<String>> = row.get(8);
+            match kind {
+                Kind::Pending => tally.pending_run_ids.extend(ids.unwrap_or_default()),
+                Kind::Dead => tally.dead_run_ids.extend(ids.unwrap_or_default()),
+                _ => {}
+            }
+            let cell = Cell {
+                agent: row.get(1),
+                group: row.get(2),
+                worker: row.get(3),
+                class: row.get(4),
+                kind,
+            };
+            *tally.cells.entry(cell).or_default() += row.get::<_, i64>(6) as u64;
+        }
+        let tasks = client
+            .query(
+                &format!(
+                    "SELECT n, count(*), max(a), count(*) FILTER (WHERE n > 1 OR a > 1) FROM ( \
+                       SELECT task_id, count(*) AS n, max(attempt) AS a FROM agent_replay.runs \
+                       WHERE task_id IS NOT NULL AND status <> 'READY' AND {window} GROUP BY task_id) t \
+                     GROUP BY n"
+                ),
+                &[&opts.since_ms, &opts.until_ms],
+            )
+            .map_err(e)?;
+        for row in &tasks {
+            let (n, count, max, retried): (i64, i64, i64, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            let t = &mut tally.tasks;
+            t.runs_per_task.insert(n as u64, count as u64);
+            t.tasks += count as u64;
+            t.retried_tasks += retried as u64;
+            t.max_attempt = t.max_attempt.max(max as u64);
+        }
+        Ok(stats::assemble(tally, opts.by))
+    }
+}
+
+fn parse_status(s: &str) -> Status {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Status::Failed)
+}
+
+/// One transaction of the ledger, holding the write lock.
+pub struct Tx<'a> {
+    tx: postgres::Transaction<'a>,
+    url: &'a Url,
+    batch: Option<i64>,
+    next_ord: i32,
+}
+
+/// A record on its way in: its line, where it came from, what the fold keeps of it.
+pub struct Incoming<'a> {
+    pub line: &'a str,
+    pub run: RunLine<'a>,
+    /// The line number in the pushed file.
+    pub source_line: Option<i64>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn err(&self, action: &'static str, e: impl std::fmt::Display) -> LedgerError {
+        error(action, self.url, e)
+    }
+
+    fn db_err(&self) -> impl Fn(postgres::Error) -> LedgerError + 'a {
+        let url = self.url;
+        move |e| error("write", url, db(e))
+    }
+
+    pub fn transaction(&mut self) -> &mut postgres::Transaction<'a> {
+        &mut self.tx
+    }
+
+    /// Appends records, in order.
+    pub fn append(&mut self, records: &[RunRecord]) -> Result<(), LedgerError> {
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::to_string(r).expect("run records serialize"))
+            .collect();
+        let incoming = lines
+            .iter()
+            .map(|l| {
+                Ok(Incoming {
+                    line: l,
+                    run: serde_json::from_str(l).map_err(|e| self.err("write", e))?,
+                    source_line: None,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        self.insert(&incoming, None)
+    }
+
+    /// Appends lines as records (`source` names the file they were pushed from) and folds
+    /// them into `runs`.
+    pub fn insert(
+        &mut self,
+        rows: &[Incoming<'_>],
+        source: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = match self.batch {
+            Some(b) => b,
+            None => {
+                let e = self.db_err();
+                let b: i64 = self
+                    .tx
+                    .query_one("SELECT nextval('agent_replay.batches')", &[])
+                    .map_err(e)?
+                    .get(0);
+                self.batch = Some(b);
+                b
+            }
+        };
+        let first_ord = self.next_ord;
+        self.next_ord += rows.len() as i32;
+        {
+            let url = self.url;
+            let e = |e| error("write", url, db(e));
+            let sink = self
+                .tx
+                .copy_in(
+                    "COPY agent_replay.records (batch, ord, run_id, record, source, source_line) \
+                     FROM STDIN BINARY",
+                )
+                .map_err(e)?;
+            let types = [Type::INT8, Type::INT4, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8];
+            let mut writer = BinaryCopyInWriter::new(sink, &types);
+            for (i, r) in rows.iter().enumerate() {
+                let ord = first_ord + i as i32;
+                writer
+                    .write(&[
+                        &batch,
+                        &ord,
+                        &r.run.run_id.as_ref(),
+                        &r.line,
+                        &source,
+                        &r.source_line,
+                    ])
+                    .map_err(e)?;
+            }
+            writer.finish().map_err(e)?;
+        }
+        // The fold of this batch: per run its last record, how many, the last start known.
+        struct Last<'r> {
+            ord: i32,
+            records: i64,
+            run: Compact<'r>,
+            started_ms: i64,
+        }
+        let mut last: HashMap<&str, Last> = HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            let run = r.run.compact();
+            let ord = first_ord + i as i32;
+            let started = run.started_ms;
+            match last.get_mut(r.run.run_id.as_ref()) {
+                Some(l) => {
+                    l.ord = ord;
+                    l.records += 1;
+                    if started != i64::MIN {
+                        l.started_ms = started;
+                    }
+                    l.run = run;
+                }
+                None => {
+                    last.insert(
+                        r.run.run_id.as_ref(),
+                        Last {
+                            ord,
+                            records: 1,
+                            run,
+                            started_ms: started,
+                        },
+                    );
+                }
+            }
+        }
+        // Sorted, so concurrent writers lock rows in one order and never deadlock.
+        let mut runs: Vec<(&str, Last)> = last.into_iter().collect();
+        runs.sort_by(|a, b| a.0.cmp(b.0));
+        let known = |ms: i64| (ms != i64::MIN).then_some(ms);
+        let ids: Vec<&str> = runs.iter().map(|(id, _)| *id).collect();
+        let batches: Vec<i64> = vec![batch; runs.len()];
+        let ords: Vec<i32> = runs.iter().map(|(_, l)| l.ord).collect();
+        let counts: Vec<i64> = runs.iter().map(|(_, l)| l.records).collect();
+        let status: Vec<&str> = runs.iter().map(|(_, l)| l.run.status.as_str()).collect();
+        let replay: Vec<bool> = runs.iter().map(|(_, l)| l.run.replay).collect();
+        let agent: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.agent).collect();
+        let fixture: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.fixture).collect();
+        let task: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.task).collect();
+        let worker: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.worker).collect();
+        let class: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.class.as_deref()).collect();
+        let attempt: Vec<i64> = runs.iter().map(|(_, l)| l.run.attempt as i64).collect();
+        let started: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.started_ms)).collect();
+        let closed: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.run.closed_ms)).collect();
+        let duration: Vec<Option<i64>> =
+            runs.iter().map(|(_, l)| known(l.run.duration_ms)).collect();
+        let timeout: Vec<i64> = runs.iter().map(|(_, l)| l.run.timeout_ms).collect();
+        let newer = "(EXCLUDED.batch, EXCLUDED.ord) > (r.batch, r.ord)";
+        let replaced = [
+            "batch", "ord", "status", "replay", "agent_name", "fixture_id", "task_id", "worker",
+            "class", "attempt", "closed_ms", "duration_ms", "timeout_ms",
+        ]
+        .iter()
+        .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE r.{c} END"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        let sql = format!(
+            "INSERT INTO agent_replay.runs AS r (run_id, batch, ord, records, status, replay, \
+               agent_name, fixture_id, task_id, worker, class, attempt, started_ms, closed_ms, \
+               duration_ms, timeout_ms) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int8[], $5::text[], \
+               $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+               $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+             ON CONFLICT (run_id) DO UPDATE SET records = r.records + EXCLUDED.records, \
+               started_ms = CASE WHEN {newer} THEN COALESCE(EXCLUDED.started_ms, r.started_ms) \
+                 ELSE COALESCE(r.started_ms, EXCLUDED.started_ms) END, {replaced}"
+        );
+        let e = self.db_err();
+        self.tx
+            .execute(
+                &sql,
+                &[
+                    &ids, &batches, &ords, &counts, &status, &replay, &agent, &fixture, &task,
+                    &worker, &class, &attempt, &started, &closed, &duration, &timeout,
+                ],
+            )
+            .map_err(e)?;
+        Ok(())
+    }
+
+    /// The last record of each run in `ids`.
+    pub fn last_records(
+        &mut self,
+        ids: &HashSet<String>,
+    ) -> Result<HashMap<String, RunRecord>, LedgerError> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let e = self.db_err();
+        let rows = self
+            .tx
+            .query(
+                "SELECT r.run_id, x.record FROM agent_replay.runs r \
+                 JOIN agent_replay.records x ON x.batch = r.batch AND x.ord = r.ord \
+                 WHERE r.run_id = ANY($1)",
+                &[&ids],
+            )
+            .map_err(e)?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let text: &str = row.get(1);
+            if let Ok(rec) = serde_json::from_str::<RunRecord>(text) {
+                out.insert(row.get(0), rec);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_hide_their_password_and_keep_our_parameters_to_ourselves() {
+        let u = Url::parse("postgres://ann:s3cret@db.example:5432/fleet?sslmode=require&sslrootcert=%2Fetc%2Fca.pem").unwrap();
+        assert_eq!(u.to_string(), "postgres://ann:***@db.example:5432/fleet?sslmode=require&sslrootcert=%2Fetc%2Fca.pem");
+        assert_eq!(u.driver, "postgres://ann:s3cret@db.example:5432/fleet?sslmode=require");
+        assert_eq!(u.root_cert.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        let q = Url::parse("postgresql:///fleet?host=/tmp/pg&password=hunter2&sslmode=disable").unwrap();
+        assert_eq!(q.to_string(), "postgresql:///fleet?host=/tmp/pg&password=***&sslmode=disable");
+        assert!(!q.tls);
+        assert!(Url::parse("ledger.jsonl").is_none());
+        assert!(Url::parse("/tmp/postgres://x").is_none());
+    }
+}
