@@ -62,7 +62,6 @@ fn now(common: &LedgerArgs) -> Result<(String, i64), u8> {
     }
 }
 
-
 fn print_json(v: &impl serde::Serialize) {
     crate::outln!(
         "{}",
@@ -232,7 +231,9 @@ pub fn migrate(args: MigrateArgs) -> u8 {
             crate::ledger::postgres::Pg::migrate(&url).map_err(|e| usage_error(e, None))?;
         match was {
             None => crate::outln!("created the ledger schema (version {now}) in {url}"),
-            Some(v) if v < now => crate::outln!("migrated the ledger in {url} from version {v} to {now}"),
+            Some(v) if v < now => {
+                crate::outln!("migrated the ledger in {url} from version {v} to {now}")
+            }
             Some(v) => crate::outln!("the ledger in {url} is at version {v}: nothing to do"),
         }
         Ok(exit::OK)
@@ -255,7 +256,8 @@ pub fn push(args: PushArgs) -> u8 {
                 None,
             ));
         }
-        let pg = crate::ledger::postgres::Pg::connect(url, true).map_err(|e| usage_error(e, None))?;
+        let pg =
+            crate::ledger::postgres::Pg::connect(url, true).map_err(|e| usage_error(e, None))?;
         let source = args
             .source
             .clone()
@@ -273,7 +275,9 @@ pub fn push(args: PushArgs) -> u8 {
                 crate::outln!("pushed {} record(s) from {file}", p.records);
             })
             .map_err(|e| usage_error(e, None))?;
-            crate::outln!("stopped: pushed {total} record(s) from {file} to {url} as source {source:?}");
+            crate::outln!(
+                "stopped: pushed {total} record(s) from {file} to {url} as source {source:?}"
+            );
         } else {
             let p = push::push_once(&pg, &args.file, &source).map_err(|e| usage_error(e, None))?;
             report(&p);

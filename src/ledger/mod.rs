@@ -173,9 +173,8 @@ impl Ledger {
     pub fn open(location: &Location, create: bool) -> Result<Ledger, LedgerError> {
         match location {
             Location::File(p) => Ok(Ledger::new(p)),
-            Location::Postgres(url) => {
-                postgres::Pg::connect(url, create).map(|pg| Ledger::Postgres(std::sync::Arc::new(pg)))
-            }
+            Location::Postgres(url) => postgres::Pg::connect(url, create)
+                .map(|pg| Ledger::Postgres(std::sync::Arc::new(pg))),
         }
     }
 
@@ -299,7 +298,10 @@ impl Ledger {
         match self {
             Ledger::File(_) => {
                 let folded = self.fold()?;
-                Ok((watchdog::abandoned(&folded, now_ms, grace_ms), folded.warnings))
+                Ok((
+                    watchdog::abandoned(&folded, now_ms, grace_ms),
+                    folded.warnings,
+                ))
             }
             Ledger::Postgres(pg) => Ok((pg.abandoned(now_ms, grace_ms)?, Vec::new())),
         }

@@ -378,7 +378,9 @@ impl Pg {
                 fixture: row.get(4),
                 task: row.get(5),
                 worker: row.get(6),
-                class: row.get::<_, Option<&str>>(7).map(std::borrow::Cow::Borrowed),
+                class: row
+                    .get::<_, Option<&str>>(7)
+                    .map(std::borrow::Cow::Borrowed),
                 attempt: row.get::<_, i64>(8).clamp(0, u32::MAX as i64) as u32,
                 started_ms: row.get::<_, Option<i64>>(9).unwrap_or(i64::MIN),
                 closed_ms: row.get::<_, Option<i64>>(10).unwrap_or(i64::MIN),
@@ -656,7 +658,14 @@ impl<'a> Tx<'a> {
                      FROM STDIN BINARY",
                 )
                 .map_err(e)?;
-            let types = [Type::INT8, Type::INT4, Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8];
+            let types = [
+                Type::INT8,
+                Type::INT4,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::INT8,
+            ];
             let mut writer = BinaryCopyInWriter::new(sink, &types);
             for (i, r) in rows.iter().enumerate() {
                 let ord = first_ord + i as i32;
@@ -730,8 +739,19 @@ impl<'a> Tx<'a> {
         let timeout: Vec<i64> = runs.iter().map(|(_, l)| l.run.timeout_ms).collect();
         let newer = "(EXCLUDED.batch, EXCLUDED.ord) > (r.batch, r.ord)";
         let replaced = [
-            "batch", "ord", "status", "replay", "agent_name", "fixture_id", "task_id", "worker",
-            "class", "attempt", "closed_ms", "duration_ms", "timeout_ms",
+            "batch",
+            "ord",
+            "status",
+            "replay",
+            "agent_name",
+            "fixture_id",
+            "task_id",
+            "worker",
+            "class",
+            "attempt",
+            "closed_ms",
+            "duration_ms",
+            "timeout_ms",
         ]
         .iter()
         .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE r.{c} END"))
@@ -795,11 +815,24 @@ mod tests {
     #[test]
     fn urls_hide_their_password_and_keep_our_parameters_to_ourselves() {
         let u = Url::parse("postgres://ann:s3cret@db.example:5432/fleet?sslmode=require&sslrootcert=%2Fetc%2Fca.pem").unwrap();
-        assert_eq!(u.to_string(), "postgres://ann:***@db.example:5432/fleet?sslmode=require&sslrootcert=%2Fetc%2Fca.pem");
-        assert_eq!(u.driver, "postgres://ann:s3cret@db.example:5432/fleet?sslmode=require");
-        assert_eq!(u.root_cert.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
-        let q = Url::parse("postgresql:///fleet?host=/tmp/pg&password=hunter2&sslmode=disable").unwrap();
-        assert_eq!(q.to_string(), "postgresql:///fleet?host=/tmp/pg&password=***&sslmode=disable");
+        assert_eq!(
+            u.to_string(),
+            "postgres://ann:***@db.example:5432/fleet?sslmode=require&sslrootcert=%2Fetc%2Fca.pem"
+        );
+        assert_eq!(
+            u.driver,
+            "postgres://ann:s3cret@db.example:5432/fleet?sslmode=require"
+        );
+        assert_eq!(
+            u.root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        let q = Url::parse("postgresql:///fleet?host=/tmp/pg&password=hunter2&sslmode=disable")
+            .unwrap();
+        assert_eq!(
+            q.to_string(),
+            "postgresql:///fleet?host=/tmp/pg&password=***&sslmode=disable"
+        );
         assert!(!q.tls);
         assert!(Url::parse("ledger.jsonl").is_none());
         assert!(Url::parse("/tmp/postgres://x").is_none());

@@ -161,7 +161,8 @@ fn push_batch(
                 &[&source, &new_bytes, &(n as i64), &head],
             )
             .map_err(|e| tx_err(pg, e))?;
-        let done = bytes + end as u64 >= len || (end as u64) < want;
+        // Read to the end of the file: what follows the last newline waits for a later push.
+        let done = bytes + want >= len;
         if done {
             out.pending_bytes = len - (bytes + end as u64);
         }

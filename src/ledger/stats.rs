@@ -261,7 +261,9 @@ pub fn tally(folded: &Folded, opts: &StatsOptions) -> Tally {
             Kind::Terminal(s) if s != Status::Succeeded => r.class,
             _ => u32::MAX,
         };
-        *cells.entry((r.agent, group, r.worker, class, kind)).or_default() += 1;
+        *cells
+            .entry((r.agent, group, r.worker, class, kind))
+            .or_default() += 1;
         match kind {
             Kind::Pending => t.pending_run_ids.push((*id).clone()),
             Kind::Dead => t.dead_run_ids.push((*id).clone()),

@@ -16,6 +16,7 @@ mod hostile;
 mod http_live;
 mod http_sdks;
 mod ledger;
+mod ledger_postgres;
 mod live_tools;
 mod mcp;
 mod misbehaving;
