@@ -25,6 +25,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("cassette") {
         return super::bench_cassette::run(&target, quick);
     }
+    if args.first().map(String::as_str) == Some("postgres") {
+        return super::bench_postgres::bench(&target, &args[1..]);
+    }
     if args.first().map(String::as_str) == Some("http") {
         return super::bench_http::run(&target, quick);
     }
@@ -269,51 +272,7 @@ fn ledger(n: usize) -> Result<(), String> {
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("ledger.jsonl");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| e.to_string())?);
-    // Half the runs get a RUNNING and a terminal line, as the harness writes them.
-    let statuses = [
-        "SUCCEEDED",
-        "SUCCEEDED",
-        "SUCCEEDED",
-        "FAILED",
-        "TIMED_OUT",
-        "ABORTED",
-    ];
-    let mut written = 0;
-    let mut run = 0usize;
-    while written < n {
-        let agent = ["research", "triage", "writer"][run % 3];
-        let started = format!(
-            "2026-05-{:02}T{:02}:{:02}:{:02}Z",
-            1 + run / 86_400 % 28,
-            run / 3600 % 24,
-            run / 60 % 60,
-            run % 60
-        );
-        let mut rec = json!({"run_id": format!("run-{run:08}"), "run_type": "production", "fixture_id": null,
-            "task_id": format!("T-{}", run / 2), "attempt": 1 + run % 2, "agent_name": agent, "started_at": started,
-            "closed_at": null, "code_version": "a1b2c3d", "model": "provider/model", "prompt_version": "v12",
-            "tool_allowlist": null, "timeout_seconds": 300, "input_sha256": null, "state_refs": [], "artifact_refs": null,
-            "status": "RUNNING", "failure_class": null, "failure_reason": null, "verdict": null, "reasons": null,
-            "mode": null, "duration_ms": null, "tool_calls": null});
-        writeln!(out, "{rec}").map_err(|e| e.to_string())?;
-        written += 1;
-        if written < n {
-            let status = statuses[run % statuses.len()];
-            rec["status"] = json!(status);
-            rec["closed_at"] = json!(started);
-            rec["duration_ms"] = json!(1000 + run % 5000);
-            if status != "SUCCEEDED" {
-                rec["failure_reason"] = json!("HTTP 429 Too Many Requests");
-            }
-            writeln!(out, "{rec}").map_err(|e| e.to_string())?;
-            written += 1;
-        }
-        run += 1;
-    }
-    out.flush().map_err(|e| e.to_string())?;
-    drop(out);
-    let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    let (bytes, run) = write_ledger(&path, n)?;
 
     let t = Instant::now();
     let mut lines = 0usize;
@@ -393,4 +352,56 @@ fn ledger(n: usize) -> Result<(), String> {
         v["overall"]["rates"]["over_started"]
     );
     Ok(())
+}
+
+/// Writes a production ledger of `n` records (half the runs a RUNNING and a terminal line,
+/// as the harness writes them) to `path`; returns its size and number of runs.
+pub(crate) fn write_ledger(path: &Path, n: usize) -> Result<(u64, usize), String> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| e.to_string())?);
+    // Half the runs get a RUNNING and a terminal line, as the harness writes them.
+    let statuses = [
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "FAILED",
+        "TIMED_OUT",
+        "ABORTED",
+    ];
+    let mut written = 0;
+    let mut run = 0usize;
+    while written < n {
+        let agent = ["research", "triage", "writer"][run % 3];
+        let started = format!(
+            "2026-05-{:02}T{:02}:{:02}:{:02}Z",
+            1 + run / 86_400 % 28,
+            run / 3600 % 24,
+            run / 60 % 60,
+            run % 60
+        );
+        let mut rec = json!({"run_id": format!("run-{run:08}"), "run_type": "production", "fixture_id": null,
+            "task_id": format!("T-{}", run / 2), "attempt": 1 + run % 2, "agent_name": agent, "started_at": started,
+            "closed_at": null, "code_version": "a1b2c3d", "model": "provider/model", "prompt_version": "v12",
+            "tool_allowlist": null, "timeout_seconds": 300, "input_sha256": null, "state_refs": [], "artifact_refs": null,
+            "status": "RUNNING", "failure_class": null, "failure_reason": null, "verdict": null, "reasons": null,
+            "mode": null, "duration_ms": null, "tool_calls": null});
+        writeln!(out, "{rec}").map_err(|e| e.to_string())?;
+        written += 1;
+        if written < n {
+            let status = statuses[run % statuses.len()];
+            rec["status"] = json!(status);
+            rec["closed_at"] = json!(started);
+            rec["duration_ms"] = json!(1000 + run % 5000);
+            if status != "SUCCEEDED" {
+                rec["failure_reason"] = json!("HTTP 429 Too Many Requests");
+            }
+            writeln!(out, "{rec}").map_err(|e| e.to_string())?;
+            written += 1;
+        }
+        run += 1;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    drop(out);
+    let bytes = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    Ok((bytes, run))
+
 }

@@ -1,11 +1,12 @@
 //! Chores: `cargo xtask test` (the whole suite, its pinned tools installed first),
 //! `cargo xtask schemas [--check]`, `cargo xtask bench`, `cargo xtask soak`,
-//! `cargo xtask fuzz`.
+//! `cargo xtask soak ledger`, `cargo xtask fuzz`.
 
 mod bench;
 mod bench_calls;
 mod bench_cassette;
 mod bench_http;
+mod bench_postgres;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -16,12 +17,15 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("schemas") => schemas(args.iter().any(|a| a == "--check")),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") if args.get(1).map(String::as_str) == Some("ledger") => {
+            build_release().and_then(|t| bench_postgres::soak(&t, &args[2..]))
+        }
         Some("soak") => soak::run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("test") => test(&args[1..]),
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         Some("bench-calls") => bench_calls::helper(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask fuzz [--seconds N] [--seed S] | cargo xtask test [-- CARGO TEST ARGS]".to_string()),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http|ledger|postgres [--records N,N]] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask soak ledger [--records N] [--writers W] | cargo xtask fuzz [--seconds N] [--seed S] | cargo xtask test [-- CARGO TEST ARGS]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,16 +159,94 @@ fn test(args: &[String]) -> Result<(), String> {
             return Err("apt-get install chromium failed".into());
         }
     }
+    ensure_postgres(&run)?;
+    // The ledger tests' server: a throwaway cluster under target/, stopped at the end.
+    let cluster = Cluster::start(&root.join("target/pg-test"))?;
     let extra: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let status = std::process::Command::new(env!("CARGO"))
         .args(["test", "--workspace"])
         .args(extra)
         .current_dir(&root)
         .env("AGENT_REPLAY_REQUIRE_SDKS", "1")
+        .env("AGENT_REPLAY_TEST_PG", &cluster.url)
+        .env("AGENT_REPLAY_TEST_PG_TLS", &cluster.tls_url)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
+    drop(cluster);
     status
         .success()
         .then_some(())
         .ok_or_else(|| "the test suite failed (see above)".to_string())
+}
+
+/// Debian's PostgreSQL server, installed when it is missing and we may.
+fn ensure_postgres(run: &dyn Fn(&str, &[&str]) -> Result<(), String>) -> Result<(), String> {
+    let present = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").exists()))
+        .unwrap_or(false);
+    if present {
+        return Ok(());
+    }
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        return Err("the ledger tests need a PostgreSQL server: install Debian's `postgresql` package (apt-get install postgresql), then run this again".into());
+    }
+    eprintln!("cargo xtask test: installing Debian's postgresql for the ledger tests");
+    run("apt-get", &["update", "-qq"])?;
+    let status = std::process::Command::new("apt-get")
+        .args(["install", "-y", "-qq", "postgresql", "openssl"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| "apt-get install postgresql failed".to_string())
+}
+
+/// A throwaway PostgreSQL cluster (tests/postgres/cluster.sh), stopped when dropped.
+pub(crate) struct Cluster {
+    dir: PathBuf,
+    pub url: String,
+    pub tls_url: String,
+}
+
+impl Cluster {
+    pub fn start(dir: &Path) -> Result<Cluster, String> {
+        let script = repo_root().join("tests/postgres/cluster.sh");
+        // A cluster left by a killed run is stopped first.
+        let _ = std::process::Command::new("bash").arg(&script).arg("stop").arg(dir).status();
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot start a PostgreSQL cluster in {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            url: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            tls_url: std::fs::read_to_string(dir.join("tls-url"))
+                .map_err(|e| e.to_string())?
+                .trim()
+                .to_string(),
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(repo_root().join("tests/postgres/cluster.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
 }
