@@ -438,115 +438,126 @@ impl Pg {
         Ok(ids)
     }
 
-    /// The counts of a `stats` report, in SQL: three scans of `runs`, whatever the number
-    /// of records behind them.
+    /// The counts of a `stats` report, in SQL: one scan of `runs` for the closed runs,
+    /// one for the durations, one for the tasks, and the open runs (few, and indexed) one
+    /// by one, so whether each is pending or dead is decided by the same Rust as the file's.
+    /// One read-only snapshot: writers going on meanwhile change nothing half-way.
     pub fn stats(&self, opts: &StatsOptions) -> Result<stats::Stats, LedgerError> {
         let mut client = self.client()?;
         let e = |e| error("read", &self.url, db(e));
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(e)?;
+        // Hash aggregates in memory rather than sorts spilled to disk.
+        tx.batch_execute("SET LOCAL work_mem = '256MB'")
+            .map_err(e)?;
         let window = "($1::int8 IS NULL OR (started_ms IS NOT NULL AND started_ms >= $1)) \
                       AND ($2::int8 IS NULL OR (started_ms IS NOT NULL AND started_ms < $2))";
-        // The upper median, xs[n / 2], is the lower one of the durations sorted downwards.
-        let medians = client
+        let range: [&(dyn postgres::types::ToSql + Sync); 2] = [&opts.since_ms, &opts.until_ms];
+        let durations = tx
             .query(
                 &format!(
-                    "SELECT agent_name, GROUPING(agent_name) = 1, count(*), \
-                     percentile_disc(0.5) WITHIN GROUP (ORDER BY d DESC) FROM ( \
+                    "SELECT agent_name, d, count(*) FROM ( \
                        SELECT agent_name, COALESCE(duration_ms, closed_ms - started_ms) AS d \
                        FROM agent_replay.runs WHERE status IN {TERMINAL} AND {window}) t \
-                     WHERE d IS NOT NULL GROUP BY GROUPING SETS ((agent_name), ())"
+                     WHERE d IS NOT NULL GROUP BY 1, 2"
                 ),
-                &[&opts.since_ms, &opts.until_ms],
+                &range,
             )
             .map_err(e)?;
-        let mut overall = None;
-        let mut agents: Vec<String> = Vec::new();
-        let mut limits: Vec<i64> = Vec::new();
-        let mut no_agent = None;
-        for row in &medians {
-            let median: Option<i64> = row.get(3);
-            if row.get::<_, bool>(1) {
-                overall = median;
-                continue;
-            }
-            if (row.get::<_, i64>(2) as usize) < stats::OWN_MEDIAN_RUNS {
-                continue;
-            }
-            let limit = stats::dead_after(median, 0);
-            match row.get::<_, Option<String>>(0) {
-                Some(a) => {
-                    agents.push(a);
-                    limits.push(limit);
-                }
-                None => no_agent = Some(limit),
-            }
+        let mut per_agent: HashMap<Option<String>, Vec<(i64, u64)>> = HashMap::new();
+        let mut all: HashMap<i64, u64> = HashMap::new();
+        for row in &durations {
+            let (d, n): (i64, i64) = (row.get(1), row.get(2));
+            per_agent.entry(row.get(0)).or_default().push((d, n as u64));
+            *all.entry(d).or_default() += n as u64;
         }
-        let overall_limit = overall.map(|m| stats::dead_after(Some(m), 0));
-        let by = match opts.by {
-            Some(stats::GroupBy::Agent) => "agent",
-            Some(stats::GroupBy::Fixture) => "fixture",
-            None => "",
+        let overall = stats::median_of_counts(all.into_iter().collect());
+        let medians: HashMap<Option<String>, i64> = per_agent
+            .into_iter()
+            .filter(|(_, ds)| {
+                ds.iter().map(|(_, n)| *n).sum::<u64>() >= stats::OWN_MEDIAN_RUNS as u64
+            })
+            .filter_map(|(a, ds)| stats::median_of_counts(ds).map(|m| (a, m)))
+            .collect();
+        let group = match opts.by {
+            Some(stats::GroupBy::Agent) => "agent_name",
+            Some(stats::GroupBy::Fixture) => "fixture_id",
+            None => "NULL::text",
         };
-        let cells = client
+        let mut tally = Tally::default();
+        let closed = tx
             .query(
                 &format!(
-                    "WITH lim AS (SELECT * FROM unnest($4::text[], $5::int8[]) AS l(agent, limit_ms)), \
-                     k AS ( \
-                       SELECT r.run_id, r.records, {window} AS inside, r.agent_name, r.worker, \
-                         CASE $6::text WHEN 'agent' THEN r.agent_name WHEN 'fixture' THEN r.fixture_id END AS grp, \
-                         CASE WHEN r.status IN ('FAILED', 'TIMED_OUT', 'ABORTED') THEN r.class END AS class, \
-                         CASE WHEN r.status IN {TERMINAL} THEN r.status \
-                              WHEN r.status NOT IN {TRANSITIONAL} THEN 'NOT_STARTED' \
-                              WHEN r.started_ms IS NOT NULL AND $3 - r.started_ms < COALESCE(lim.limit_ms, \
-                                CASE WHEN r.agent_name IS NULL THEN $7::int8 END, $8::int8, r.timeout_ms + 60000) \
-                              THEN 'PENDING' ELSE 'DEAD' END AS kind \
-                       FROM agent_replay.runs r LEFT JOIN lim ON lim.agent = r.agent_name) \
-                     SELECT inside, \
-                       CASE WHEN inside THEN agent_name END, CASE WHEN inside THEN grp END, \
+                    "SELECT inside, CASE WHEN inside THEN agent_name END, CASE WHEN inside THEN grp END, \
                        CASE WHEN inside THEN worker END, CASE WHEN inside THEN class END, \
-                       CASE WHEN inside THEN kind END, count(*), sum(records)::int8, \
-                       array_agg(run_id) FILTER (WHERE inside AND kind IN ('PENDING', 'DEAD')) \
-                     FROM k GROUP BY 1, 2, 3, 4, 5, 6"
+                       CASE WHEN inside THEN status END, count(*), sum(records)::int8 FROM ( \
+                       SELECT {window} AS inside, agent_name, {group} AS grp, worker, status, \
+                         CASE WHEN status IN ('FAILED', 'TIMED_OUT', 'ABORTED') THEN class END AS class, records \
+                       FROM agent_replay.runs WHERE status NOT IN {TRANSITIONAL}) t \
+                     GROUP BY 1, 2, 3, 4, 5, 6"
                 ),
-                &[
-                    &opts.since_ms,
-                    &opts.until_ms,
-                    &opts.now_ms,
-                    &agents,
-                    &limits,
-                    &by,
-                    &no_agent,
-                    &overall_limit,
-                ],
+                &range,
             )
             .map_err(e)?;
-        let mut tally = Tally::default();
-        for row in &cells {
+        for row in &closed {
             tally.records += row.get::<_, i64>(7) as usize;
             if !row.get::<_, bool>(0) {
                 continue;
             }
-            let kind = match row.get::<_, &str>(5) {
-                "PENDING" => Kind::Pending,
-                "DEAD" => Kind::Dead,
-                "NOT_STARTED" => Kind::NotStarted,
-                s => Kind::Terminal(parse_status(s)),
-            };
-            let ids: Option<Vec<String>> = row.get(8);
-            match kind {
-                Kind::Pending => tally.pending_run_ids.extend(ids.unwrap_or_default()),
-                Kind::Dead => tally.dead_run_ids.extend(ids.unwrap_or_default()),
-                _ => {}
-            }
+            let status = parse_status(row.get(5));
             let cell = Cell {
                 agent: row.get(1),
                 group: row.get(2),
                 worker: row.get(3),
                 class: row.get(4),
-                kind,
+                kind: if status.is_terminal() {
+                    Kind::Terminal(status)
+                } else {
+                    Kind::NotStarted
+                },
             };
             *tally.cells.entry(cell).or_default() += row.get::<_, i64>(6) as u64;
         }
-        let tasks = client
+        let open = tx
+            .query(
+                &format!(
+                    "SELECT {window}, run_id, agent_name, {group}, worker, started_ms, timeout_ms, records \
+                     FROM agent_replay.runs WHERE status IN {TRANSITIONAL}"
+                ),
+                &range,
+            )
+            .map_err(e)?;
+        for row in &open {
+            tally.records += row.get::<_, i64>(7) as usize;
+            if !row.get::<_, bool>(0) {
+                continue;
+            }
+            let agent: Option<String> = row.get(2);
+            let median = medians.get(&agent).copied().or(overall);
+            let kind = stats::pending_or_dead(
+                row.get(5),
+                opts.now_ms,
+                stats::dead_after(median, row.get(6)),
+            );
+            let id: String = row.get(1);
+            match kind {
+                Kind::Pending => tally.pending_run_ids.push(id),
+                _ => tally.dead_run_ids.push(id),
+            }
+            let cell = Cell {
+                agent,
+                group: row.get(3),
+                worker: row.get(4),
+                class: None,
+                kind,
+            };
+            *tally.cells.entry(cell).or_default() += 1;
+        }
+        let tasks = tx
             .query(
                 &format!(
                     "SELECT n, count(*), max(a), count(*) FILTER (WHERE n > 1 OR a > 1) FROM ( \
@@ -554,7 +565,7 @@ impl Pg {
                        WHERE task_id IS NOT NULL AND status <> 'READY' AND {window} GROUP BY task_id) t \
                      GROUP BY n"
                 ),
-                &[&opts.since_ms, &opts.until_ms],
+                &range,
             )
             .map_err(e)?;
         for row in &tasks {
@@ -566,6 +577,7 @@ impl Pg {
             t.retried_tasks += retried as u64;
             t.max_attempt = t.max_attempt.max(max as u64);
         }
+        tx.commit().map_err(e)?;
         Ok(stats::assemble(tally, opts.by))
     }
 }

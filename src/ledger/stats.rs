@@ -167,6 +167,23 @@ fn median(mut xs: Vec<i64>) -> Option<i64> {
     Some(xs[xs.len() / 2])
 }
 
+/// The same median of durations given as (duration, how many runs), in any order.
+pub fn median_of_counts(mut counts: Vec<(i64, u64)>) -> Option<i64> {
+    let n: u64 = counts.iter().map(|(_, c)| c).sum();
+    if n == 0 {
+        return None;
+    }
+    counts.sort_unstable();
+    let mut seen = 0;
+    for (d, c) in counts {
+        seen += c;
+        if seen > n / 2 {
+            return Some(d);
+        }
+    }
+    None
+}
+
 fn duration(r: &RunState) -> Option<i64> {
     if r.duration_ms != i64::MIN {
         Some(r.duration_ms)
@@ -539,6 +556,28 @@ mod tests {
             until_ms: None,
             by,
         }
+    }
+
+    #[test]
+    fn the_median_of_counts_is_the_median_of_the_values() {
+        for xs in [
+            vec![5],
+            vec![3, 1],
+            vec![4, 4, 1, 9],
+            vec![7, 2, 2, 2, 8, 1, 30],
+            vec![1, 2, 3, 4, 5, 6],
+        ] {
+            let mut counts: HashMap<i64, u64> = HashMap::new();
+            for x in &xs {
+                *counts.entry(*x).or_default() += 1;
+            }
+            assert_eq!(
+                median_of_counts(counts.into_iter().collect()),
+                median(xs.clone()),
+                "{xs:?}"
+            );
+        }
+        assert_eq!(median_of_counts(Vec::new()), None);
     }
 
     #[test]

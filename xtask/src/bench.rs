@@ -403,5 +403,4 @@ pub(crate) fn write_ledger(path: &Path, n: usize) -> Result<(u64, usize), String
     drop(out);
     let bytes = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     Ok((bytes, run))
-
 }

@@ -23,7 +23,10 @@ fn agent_replay(binary: &Path, args: &[&str]) -> Result<(Duration, String), Stri
     if !out.status.success() {
         return Err(format!("agent-replay {args:?} failed"));
     }
-    Ok((t.elapsed(), String::from_utf8_lossy(&out.stdout).into_owned()))
+    Ok((
+        t.elapsed(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
 }
 
 /// A fresh database in the cluster: its URL.
@@ -65,7 +68,16 @@ pub fn bench(target: &Path, args: &[String]) -> Result<(), String> {
         let stats = |ledger: &str| {
             agent_replay(
                 &binary,
-                &["stats", "--json", "--by", "agent", "--now", "2026-06-01T00:00:00Z", "--ledger", ledger],
+                &[
+                    "stats",
+                    "--json",
+                    "--by",
+                    "agent",
+                    "--now",
+                    "2026-06-01T00:00:00Z",
+                    "--ledger",
+                    ledger,
+                ],
             )
         };
         // Warm both once (the page cache, PostgreSQL's buffers), then time each twice.
@@ -86,7 +98,10 @@ pub fn bench(target: &Path, args: &[String]) -> Result<(), String> {
             push.as_secs_f64(),
             n as f64 / push.as_secs_f64()
         );
-        println!("    stats, JSONL file         {:>9.3} s", jsonl.as_secs_f64());
+        println!(
+            "    stats, JSONL file         {:>9.3} s",
+            jsonl.as_secs_f64()
+        );
         println!("    stats, PostgreSQL         {:>9.3} s", pg.as_secs_f64());
         println!(
             "    PostgreSQL / JSONL        {:>9.2}x (goal <= 1.0; 10,000,000 records <= 10 s)",
@@ -94,7 +109,9 @@ pub fn bench(target: &Path, args: &[String]) -> Result<(), String> {
         );
         println!("    same report               {same}");
         if !same {
-            return Err(format!("stats differ between the file and the database at {n} records"));
+            return Err(format!(
+                "stats differ between the file and the database at {n} records"
+            ));
         }
         let _ = std::fs::remove_file(&path);
     }
@@ -123,9 +140,11 @@ fn writer_file(path: &Path, writer: usize, records: usize) -> Result<usize, Stri
         if open.len() > 500 || (open.len() > 0 && run % 2 == 0) {
             let r = open.pop_front().expect("an open run");
             let status = ["SUCCEEDED", "SUCCEEDED", "FAILED"][r % 3];
-            out.write_all(line(r, status).as_bytes()).map_err(|e| e.to_string())?;
+            out.write_all(line(r, status).as_bytes())
+                .map_err(|e| e.to_string())?;
         } else {
-            out.write_all(line(run, "RUNNING").as_bytes()).map_err(|e| e.to_string())?;
+            out.write_all(line(run, "RUNNING").as_bytes())
+                .map_err(|e| e.to_string())?;
             if run % 3 != 2 {
                 open.push_back(run);
             }
@@ -138,7 +157,11 @@ fn writer_file(path: &Path, writer: usize, records: usize) -> Result<usize, Stri
 }
 
 pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
     let total: usize = flag("--records")
         .map_or(Ok(1_000_000), |v| v.parse())
         .map_err(|e| format!("--records: {e}"))?;
@@ -169,7 +192,16 @@ pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
         std::fs::write(&live, "").map_err(|e| e.to_string())?;
         shippers.push(
             Command::new(&binary)
-                .args(["ledger", "push", live.to_str().unwrap(), "--to", &url, "--follow", "--interval", "100ms"])
+                .args([
+                    "ledger",
+                    "push",
+                    live.to_str().unwrap(),
+                    "--to",
+                    &url,
+                    "--follow",
+                    "--interval",
+                    "100ms",
+                ])
                 .stdout(Stdio::null())
                 .spawn()
                 .map_err(|e| e.to_string())?,
@@ -177,8 +209,12 @@ pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
         let full = full.clone();
         feeders.push(std::thread::spawn(move || -> Result<(), String> {
             use std::io::{BufRead, Write};
-            let reader = std::io::BufReader::new(std::fs::File::open(&full).map_err(|e| e.to_string())?);
-            let mut out = std::fs::OpenOptions::new().append(true).open(&live).map_err(|e| e.to_string())?;
+            let reader =
+                std::io::BufReader::new(std::fs::File::open(&full).map_err(|e| e.to_string())?);
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&live)
+                .map_err(|e| e.to_string())?;
             let mut chunk = String::new();
             for (i, l) in reader.lines().enumerate() {
                 chunk.push_str(&l.map_err(|e| e.to_string())?);
@@ -194,10 +230,17 @@ pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
     }
     let count = || -> Result<i64, String> {
         let out = Command::new("psql")
-            .args([&url, "-qAtc", "SELECT count(*) FROM agent_replay.records WHERE source IS NOT NULL"])
+            .args([
+                &url,
+                "-qAtc",
+                "SELECT count(*) FROM agent_replay.records WHERE source IS NOT NULL",
+            ])
             .output()
             .map_err(|e| e.to_string())?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("count: {e}"))
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("count: {e}"))
     };
     let mut watchdog_rounds = 0;
     loop {
@@ -226,7 +269,10 @@ pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
     agent_replay(&binary, &["watchdog", "--ledger", &url, "--now", now])?;
     // Nothing lost, nothing twice: every (source, line) once.
     let q = |sql: &str| -> Result<String, String> {
-        let out = Command::new("psql").args([&url, "-qAtc", sql]).output().map_err(|e| e.to_string())?;
+        let out = Command::new("psql")
+            .args([&url, "-qAtc", sql])
+            .output()
+            .map_err(|e| e.to_string())?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     let pushed = q("SELECT count(*) || ' ' || count(DISTINCT (source, source_line)) FROM agent_replay.records WHERE source IS NOT NULL")?;
@@ -243,17 +289,27 @@ pub fn soak(target: &Path, args: &[String]) -> Result<(), String> {
     let all = all.to_str().unwrap();
     agent_replay(&binary, &["watchdog", "--ledger", all, "--now", now])?;
     let report = |ledger: &str| -> Result<Value, String> {
-        let (_, out) = agent_replay(&binary, &["stats", "--json", "--by", "agent", "--ledger", ledger, "--now", now])?;
+        let (_, out) = agent_replay(
+            &binary,
+            &[
+                "stats", "--json", "--by", "agent", "--ledger", ledger, "--now", now,
+            ],
+        )?;
         let mut v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
         v.as_object_mut().unwrap().remove("records");
         Ok(v)
     };
     let exact = report(all)? == report(&url)?;
-    println!("  pushed in                 {:>9.1} s ({:.0} records/s over {writers} writers)", pushed_in.as_secs_f64(), written as f64 / pushed_in.as_secs_f64());
+    println!(
+        "  pushed in                 {:>9.1} s ({:.0} records/s over {writers} writers)",
+        pushed_in.as_secs_f64(),
+        written as f64 / pushed_in.as_secs_f64()
+    );
     println!("  watchdog + stats rounds   {watchdog_rounds:>9}");
     println!("  records / distinct lines  {pushed} (of {written} written)");
     println!("  runs closed twice         {twice}");
     println!("  stats exact               {exact}");
     let ok = pushed == format!("{written} {written}") && twice == "0" && exact;
-    ok.then_some(()).ok_or_else(|| "the soak found lost, duplicated or miscounted records".to_string())
+    ok.then_some(())
+        .ok_or_else(|| "the soak found lost, duplicated or miscounted records".to_string())
 }

@@ -216,7 +216,11 @@ impl Cluster {
     pub fn start(dir: &Path) -> Result<Cluster, String> {
         let script = repo_root().join("tests/postgres/cluster.sh");
         // A cluster left by a killed run is stopped first.
-        let _ = std::process::Command::new("bash").arg(&script).arg("stop").arg(dir).status();
+        let _ = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(dir)
+            .status();
         let out = std::process::Command::new("bash")
             .arg(&script)
             .arg("start")
