@@ -57,6 +57,8 @@ export const TRACES_ENV = 'AGENT_REPLAY_TRACES';
 export const CODE_VERSION_ENV = 'AGENT_REPLAY_CODE_VERSION';
 
 export const CONFIG_FILE = 'agent-replay.toml';
+
+const isDatabaseUrl = (v) => /^postgres(ql)?:\/\//.test(String(v));
 export const DEFAULT_LEDGER = path.join('.agent-replay', 'ledger.jsonl');
 export const DEFAULT_TRACES = path.join('.agent-replay', 'traces');
 export const DEFAULT_TIMEOUT_SECONDS = 60;
@@ -434,7 +436,14 @@ export class ProductionBackend {
     }
     const root = fs.realpathSync(path.resolve(options.workspace ?? process.cwd()));
     const base = findProjectDir(root);
-    const ledger = path.resolve(options.ledger ?? this.ledger ?? process.env[LEDGER_ENV] ?? path.join(base, DEFAULT_LEDGER));
+    const explicit = options.ledger ?? this.ledger;
+    if (explicit !== undefined && explicit !== null && isDatabaseUrl(explicit)) {
+      throw new Error(`agent-replay: ledger ${JSON.stringify(String(explicit).split('@').at(-1))} is a database: the client writes a local JSONL file; give it a file and ship it with \`agent-replay ledger push FILE --to postgres://...\``);
+    }
+    // A database URL there is the tools' ledger; this client writes the local file that
+    // `agent-replay ledger push` ships into it.
+    const envLedger = isDatabaseUrl(process.env[LEDGER_ENV] ?? '') ? undefined : process.env[LEDGER_ENV];
+    const ledger = path.resolve(explicit ?? envLedger ?? path.join(base, DEFAULT_LEDGER));
     const traces = path.resolve(options.traces ?? this.traces ?? process.env[TRACES_ENV] ?? path.join(base, DEFAULT_TRACES));
     const text = (v) => (v === undefined || v === null ? null : String(v));
     const strings = (v) => (Array.isArray(v) ? v.map(String) : null);

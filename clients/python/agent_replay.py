@@ -94,6 +94,12 @@ TRACES_ENV = "AGENT_REPLAY_TRACES"
 CODE_VERSION_ENV = "AGENT_REPLAY_CODE_VERSION"
 
 CONFIG_FILE = "agent-replay.toml"
+
+
+def _is_database_url(value: str) -> bool:
+    return value.startswith(("postgres://", "postgresql://"))
+
+
 DEFAULT_LEDGER = os.path.join(".agent-replay", "ledger.jsonl")
 DEFAULT_TRACES = os.path.join(".agent-replay", "traces")
 DEFAULT_TIMEOUT_SECONDS = 60
@@ -688,7 +694,18 @@ class ProductionBackend:
             )
         root = os.path.realpath(workspace or os.getcwd())
         base = _find_project_dir(root)
-        ledger_path = os.path.abspath(ledger or self.ledger or os.environ.get(LEDGER_ENV) or os.path.join(base, DEFAULT_LEDGER))
+        explicit = ledger or self.ledger
+        if explicit and _is_database_url(explicit):
+            raise ValueError(
+                f"agent_replay: ledger={explicit.split('@')[-1]!r} is a database: the client writes a local JSONL file; "
+                "give it a file and ship it with `agent-replay ledger push FILE --to postgres://...`"
+            )
+        env_ledger = os.environ.get(LEDGER_ENV)
+        # A database URL there is the tools' ledger; this client writes the local file
+        # that `agent-replay ledger push` ships into it.
+        if env_ledger and _is_database_url(env_ledger):
+            env_ledger = None
+        ledger_path = os.path.abspath(explicit or env_ledger or os.path.join(base, DEFAULT_LEDGER))
         traces_dir = os.path.abspath(traces or self.traces or os.environ.get(TRACES_ENV) or os.path.join(base, DEFAULT_TRACES))
 
         def text(value: Any) -> Optional[str]:

@@ -415,6 +415,13 @@ class CloseOnCrashTest(WorkspaceTest):
                                      AGENT_REPLAY_TRACES=str(self.dir / "t")), timeout=60)
         record = read_jsonl(self.dir / "l.jsonl")[-1]
         self.assertTrue((self.dir / "t" / f"{record['run_id']}.jsonl").is_file())
+        # A database URL in the environment is the tools' ledger: the client writes the
+        # local file `ledger push` ships.
+        subprocess.run([sys.executable, str(script)], cwd=sub, input=json.dumps(ENVELOPE).encode(), check=True,
+                       env=child_env(AGENT_REPLAY_LEDGER="postgres://ops:pw@db/fleet"), timeout=60)
+        self.assertEqual(len(read_jsonl(self.dir / ".agent-replay" / "ledger.jsonl")), 4)
+        with self.assertRaisesRegex(ValueError, "is a database: the client writes a local JSONL file"):
+            ar.Client(ledger="postgres://ops:pw@db/fleet").start_run(ENVELOPE)
 
     def test_concurrent_writers_never_interleave(self) -> None:
         script = self.dir / "agent.py"

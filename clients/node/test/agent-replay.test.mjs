@@ -300,6 +300,14 @@ describe('production backend', () => {
     assert.equal(res.code, 0, res.stderr);
     const rec = readJsonl(path.join(dir, 'l.jsonl')).at(-1);
     assert.ok(fs.existsSync(path.join(dir, 't', `${rec.run_id}.jsonl`)));
+    // A database URL in the environment is the tools' ledger: the local file is written.
+    const db = await runChild(sub, body, { env: { AGENT_REPLAY_LEDGER: 'postgres://ops:pw@db/fleet' } });
+    assert.equal(db.code, 0, db.stderr);
+    assert.equal(readJsonl(path.join(dir, '.agent-replay', 'ledger.jsonl')).length, 4);
+    const explicit = await runChild(sub, `await ar.startRun({}, { ledger: 'postgres://ops:pw@db/fleet' });`);
+    assert.notEqual(explicit.code, 0);
+    assert.match(explicit.stderr, /is a database: the client writes a local JSONL file/);
+    assert.doesNotMatch(explicit.stderr, /ops:pw/);
   });
 
   test('concurrent writers: every line stays whole', async () => {
