@@ -701,10 +701,10 @@ fn concurrent_watchdogs_and_writers_close_each_run_once_and_bury_no_close() {
         let n: usize = id[1..].parse().unwrap();
         let real: bool = r.get(1);
         let class: Option<String> = r.get(2);
-        if n % 2 == 0 && !real {
+        if n.is_multiple_of(2) && !real {
             buried += 1;
         }
-        if n % 2 == 1 && class.as_deref() != Some("run_abandoned") {
+        if !n.is_multiple_of(2) && class.as_deref() != Some("run_abandoned") {
             unclosed += 1;
         }
     }

@@ -137,7 +137,7 @@ fn writer_file(path: &Path, writer: usize, records: usize) -> Result<usize, Stri
         )
     };
     while written < records {
-        if open.len() > 500 || (open.len() > 0 && run % 2 == 0) {
+        if open.len() > 500 || (!open.is_empty() && run % 2 == 0) {
             let r = open.pop_front().expect("an open run");
             let status = ["SUCCEEDED", "SUCCEEDED", "FAILED"][r % 3];
             out.write_all(line(r, status).as_bytes())

@@ -159,7 +159,7 @@ fn test(args: &[String]) -> Result<(), String> {
             return Err("apt-get install chromium failed".into());
         }
     }
-    ensure_postgres(&run)?;
+    ensure_postgres(run)?;
     // The ledger tests' server: a throwaway cluster under target/, stopped at the end.
     let cluster = Cluster::start(&root.join("target/pg-test"))?;
     let extra: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
@@ -180,7 +180,7 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 /// Debian's PostgreSQL server, installed when it is missing and we may.
-fn ensure_postgres(run: &dyn Fn(&str, &[&str]) -> Result<(), String>) -> Result<(), String> {
+fn ensure_postgres(run: impl Fn(&str, &[&str]) -> Result<(), String>) -> Result<(), String> {
     let present = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().any(|e| e.path().join("bin/initdb").exists()))
         .unwrap_or(false);
