@@ -458,6 +458,87 @@ fn run_import_and_monitor_write_and_read_the_database() {
         "{}",
         monitor.stdout
     );
+
+    // prove records its two runs there too.
+    let prove_db = database("prove").unwrap();
+    let fixture = project.path().join("brief");
+    copy_dir(
+        &repo_root().join("fixtures/examples/brief_report_keeps_sources"),
+        &fixture,
+    );
+    let prove = Command::new(bin())
+        .args(["prove", fixture.to_str().unwrap(), "--ledger", &prove_db])
+        .arg("--broken=research=python3 examples/agents/research_broken.py")
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        prove.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prove.stderr)
+    );
+    let stats = ok(&["stats", "--ledger", &prove_db]);
+    assert!(
+        stats.starts_with("runs: 2 started (1 succeeded, 1 failed"),
+        "{stats}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `monitor` over the example suite with the seed fleet's production runs: the same
+/// health report from the file and from the database (its staleness comes from them).
+#[test]
+fn monitor_gives_the_same_health_from_the_file_and_the_database() {
+    let Some(url) = database("monitor") else {
+        return;
+    };
+    let project = TestProject::new();
+    let file = project.path().join("ledger.jsonl");
+    std::fs::copy(repo_root().join("examples/ledger/ledger.jsonl"), &file).unwrap();
+    ok(&["ledger", "push", file.to_str().unwrap(), "--to", &url]);
+    let health = |ledger: &str, out: &str| {
+        let o = Command::new(bin())
+            .args([
+                "monitor", "fixtures", "--tier", "critical", "--ledger", ledger, "--json", out,
+            ])
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(o.stdout).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("health") || l.starts_with("  stale") || l.contains("silent-failure")
+            })
+            .map(str::to_string)
+            .collect();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("checked_at");
+        (o.status.code(), lines, v)
+    };
+    let a = health(
+        file.to_str().unwrap(),
+        project.path().join("a.json").to_str().unwrap(),
+    );
+    let b = health(&url, project.path().join("b.json").to_str().unwrap());
+    assert!(
+        a.1.iter().any(|l| l.starts_with("  stale")),
+        "the seed fleet makes fixtures stale: {:?}",
+        a.1
+    );
+    assert_eq!(a, b);
 }
 
 #[test]
