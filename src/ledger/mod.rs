@@ -214,7 +214,7 @@ impl Ledger {
     pub fn append_all(&self, records: &[RunRecord]) -> Result<(), LedgerError> {
         match self {
             Ledger::File(_) => self.locked(|l| {
-                records.iter().try_for_each(|r| l.append(r))?;
+                l.append_all(records)?;
                 l.sync()
             }),
             Ledger::Postgres(pg) => pg.append_all(records),
@@ -337,12 +337,17 @@ impl Locked<'_, '_> {
     }
 
     pub fn append(&mut self, record: &RunRecord) -> Result<(), LedgerError> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends records in order: a line each, or one batch of rows.
+    pub fn append_all(&mut self, records: &[RunRecord]) -> Result<(), LedgerError> {
         match self {
             Locked::File(l, _) => {
-                let r = l.append(record);
+                let r = records.iter().try_for_each(|rec| l.append(rec));
                 r.map_err(|e| self.err("write", e))
             }
-            Locked::Postgres(tx) => tx.append(std::slice::from_ref(record)),
+            Locked::Postgres(tx) => tx.append(records),
         }
     }
 

@@ -213,7 +213,7 @@ pub fn apply(
     let ids = found.iter().map(|f| f.run_id.clone()).collect();
     ledger.locked(|locked| {
         let last = locked.last_records(&ids)?;
-        let mut n = 0;
+        let mut corrected = Vec::new();
         for f in found {
             let Some(mut rec) = last
                 .get(&f.run_id)
@@ -233,11 +233,11 @@ pub fn apply(
                 serde_json::Value::String(now.to_string()),
             );
             rec.status = Status::Succeeded;
-            locked.append(&rec)?;
-            n += 1;
+            corrected.push(rec);
         }
+        locked.append_all(&corrected)?;
         locked.sync()?;
-        Ok(n)
+        Ok(corrected.len())
     })
 }
 

@@ -55,9 +55,9 @@ pub fn close(
             if started != i64::MIN {
                 rec.duration_ms = Some((now_ms - started).max(0) as u64);
             }
-            locked.append(&rec)?;
             closed.push(rec);
         }
+        locked.append_all(&closed)?;
         locked.sync()?;
         Ok(closed)
     })
