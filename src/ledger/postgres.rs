@@ -200,10 +200,14 @@ fn db(e: postgres::Error) -> String {
 }
 
 fn open(url: &Url) -> Result<postgres::Client, LedgerError> {
-    let config: postgres::Config = url
+    let mut config: postgres::Config = url
         .driver
         .parse()
         .map_err(|e: postgres::Error| error("open", url, db(e)))?;
+    // An unreachable host fails in seconds, not after the kernel's minutes of SYN retries.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
     let client = if url.tls {
         let tls = crate::http::live::client_config(url.root_cert.as_deref())
             .map_err(|e| error("open", url, e))?;
