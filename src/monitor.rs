@@ -51,7 +51,7 @@ struct LedgerFacts {
 
 fn ledger_facts(ledger: &Ledger) -> LedgerFacts {
     let mut f = LedgerFacts::default();
-    let _ = ledger.for_each_line(|_, line| {
+    let read = ledger.for_each_line(|_, line| {
         let started = millis(line.started_at.as_deref());
         let production = line.run_type.as_deref() != Some("replay");
         if production {
@@ -86,6 +86,15 @@ fn ledger_facts(ledger: &Ledger) -> LedgerFacts {
             }
         }
     });
+    // Without the ledger the staleness check has nothing to go on: say so, go on.
+    match read {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {}: {w}", ledger.name());
+            }
+        }
+        Err(e) => eprintln!("warning: {e}: no fixture is judged stale by its model or prompt"),
+    }
     f
 }
 

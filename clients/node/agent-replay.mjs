@@ -438,7 +438,7 @@ export class ProductionBackend {
     const base = findProjectDir(root);
     const explicit = options.ledger ?? this.ledger;
     if (explicit !== undefined && explicit !== null && isDatabaseUrl(explicit)) {
-      throw new Error(`agent-replay: ledger ${JSON.stringify(String(explicit).split('@').at(-1))} is a database: the client writes a local JSONL file; give it a file and ship it with \`agent-replay ledger push FILE --to postgres://...\``);
+      throw new Error(`agent-replay: the ledger option is a database URL: the client writes a local JSONL file; give it a file and ship it with \`agent-replay ledger push FILE --to postgres://...\``);
     }
     // A database URL there is the tools' ledger; this client writes the local file that
     // `agent-replay ledger push` ships into it.

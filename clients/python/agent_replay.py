@@ -697,7 +697,7 @@ class ProductionBackend:
         explicit = ledger or self.ledger
         if explicit and _is_database_url(explicit):
             raise ValueError(
-                f"agent_replay: ledger={explicit.split('@')[-1]!r} is a database: the client writes a local JSONL file; "
+                "agent_replay: ledger= is a database URL: the client writes a local JSONL file; "
                 "give it a file and ship it with `agent-replay ledger push FILE --to postgres://...`"
             )
         env_ledger = os.environ.get(LEDGER_ENV)

@@ -420,7 +420,7 @@ class CloseOnCrashTest(WorkspaceTest):
         subprocess.run([sys.executable, str(script)], cwd=sub, input=json.dumps(ENVELOPE).encode(), check=True,
                        env=child_env(AGENT_REPLAY_LEDGER="postgres://ops:pw@db/fleet"), timeout=60)
         self.assertEqual(len(read_jsonl(self.dir / ".agent-replay" / "ledger.jsonl")), 4)
-        with self.assertRaisesRegex(ValueError, "is a database: the client writes a local JSONL file"):
+        with self.assertRaisesRegex(ValueError, "is a database URL: the client writes a local JSONL file"):
             ar.Client(ledger="postgres://ops:pw@db/fleet").start_run(ENVELOPE)
 
     def test_concurrent_writers_never_interleave(self) -> None:

@@ -4,9 +4,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A duration argument: `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`. Parsed once,
-/// here, so every command gets a `Duration` or clap's usage error naming the flag.
-/// `--ledger`: a file path, or a `postgres://` URL.
+/// `--ledger`: a file path, or a `postgres://` URL (any other `scheme://` is a typo, not
+/// a file to create).
 fn ledger(s: &str) -> Result<crate::ledger::Location, String> {
     if s.is_empty() {
         return Err("expected a file path or a postgres:// URL".to_string());
@@ -14,6 +13,8 @@ fn ledger(s: &str) -> Result<crate::ledger::Location, String> {
     Ok(crate::ledger::Location::parse(s))
 }
 
+/// A duration argument: `2s`, `500ms`, `1.5` (seconds), `1m`, `12h`, `30d`. Parsed once,
+/// here, so every command gets a `Duration` or clap's usage error naming the flag.
 fn duration(s: &str) -> Result<Duration, String> {
     crate::time::parse_duration(s).ok_or_else(|| {
         "expected a duration such as 2s, 500ms, 1.5 (seconds), 5m, 12h or 30d".to_string()
@@ -136,7 +137,7 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub max_age: Option<Duration>,
     /// The ledger replay records are appended to (and production runs are read from): a JSONL file or a postgres:// URL
-    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
     /// Fixtures run at once [default: number of cores]
     #[arg(long, short = 'j', value_name = "N")]
@@ -198,7 +199,7 @@ pub struct ProveArgs {
     #[arg(long, value_name = "NAME=COMMAND")]
     pub broken: String,
     /// The ledger the two runs are recorded in: a JSONL file or a postgres:// URL
-    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
     /// Time between SIGTERM and SIGKILL when stopping an agent
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
@@ -218,7 +219,7 @@ pub enum LedgerCommand {
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// The database, e.g. postgres://user@host/db
-    #[arg(long, value_name = "URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
 }
 
@@ -244,7 +245,7 @@ pub struct PushArgs {
 #[derive(Debug, Args)]
 pub struct LedgerArgs {
     /// The ledger: a JSONL file or a postgres:// URL [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
-    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
     /// Print one JSON document instead of text
     #[arg(long)]
@@ -323,7 +324,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub agent: Option<String>,
     /// The ledger to append to: a JSONL file or a postgres:// URL
-    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
 }
 
@@ -376,7 +377,7 @@ pub struct RunArgs {
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     pub agents: Vec<String>,
     /// The ledger run records are appended to: a JSONL file or a postgres:// URL [default: .agent-replay/ledger.jsonl beside agent-replay.toml]
-    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", value_parser = ledger)]
+    #[arg(long, value_name = "FILE|URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
     /// Time between SIGTERM and SIGKILL when stopping an agent (e.g. 2s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]

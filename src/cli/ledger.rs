@@ -234,6 +234,12 @@ pub fn migrate(args: MigrateArgs) -> u8 {
             Some(v) if v < now => {
                 crate::outln!("migrated the ledger in {url} from version {v} to {now}")
             }
+            Some(v) if v > now => {
+                return Err(usage_error(
+                    format!("the ledger in {url} is at version {v}, newer than this agent-replay knows ({now})"),
+                    Some("upgrade agent-replay"),
+                ))
+            }
             Some(v) => crate::outln!("the ledger in {url} is at version {v}: nothing to do"),
         }
         Ok(exit::OK)

@@ -210,7 +210,7 @@ pub(crate) fn resolve(args: &RunArgs) -> Result<Settings, u8> {
         }
         // Connected before any agent starts: a wrong URL is a usage error, not 300
         // fixtures whose records went nowhere.
-        crate::ledger::Location::Postgres(_) => Ledger::open(&location, true).map_err(|e| {
+        _ => Ledger::open(&location, true).map_err(|e| {
             usage_error(
                 e,
                 Some("check the URL, that the server is up, and the user's rights"),

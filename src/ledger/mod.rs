@@ -131,14 +131,24 @@ pub struct LedgerError {
 pub enum Location {
     File(PathBuf),
     Postgres(postgres::Url),
+    /// A URL of another scheme: an error when opened (kept, not echoed: it may hold a
+    /// password).
+    Unsupported(String),
 }
 
 impl Location {
-    /// `postgres://…` or `postgresql://…` is a database; anything else a file path.
+    /// `postgres://…` or `postgresql://…` (any case) is a database; another `scheme://`
+    /// is [`Location::Unsupported`], never a file named after a URL (and its password);
+    /// anything else is a file path.
     pub fn parse(s: &str) -> Location {
-        match postgres::Url::parse(s) {
-            Some(url) => Location::Postgres(url),
-            None => Location::File(PathBuf::from(s)),
+        if let Some(url) = postgres::Url::parse(s) {
+            return Location::Postgres(url);
+        }
+        match s.split_once("://") {
+            Some((scheme, _)) if !scheme.is_empty() && !scheme.contains('/') => {
+                Location::Unsupported(scheme.to_string())
+            }
+            _ => Location::File(PathBuf::from(s)),
         }
     }
 }
@@ -149,6 +159,7 @@ impl std::fmt::Display for Location {
         match self {
             Location::File(p) => write!(f, "{}", p.display()),
             Location::Postgres(u) => write!(f, "{u}"),
+            Location::Unsupported(scheme) => write!(f, "{scheme}://…"),
         }
     }
 }
@@ -175,6 +186,11 @@ impl Ledger {
             Location::File(p) => Ok(Ledger::new(p)),
             Location::Postgres(url) => postgres::Pg::connect(url, create)
                 .map(|pg| Ledger::Postgres(std::sync::Arc::new(pg))),
+            Location::Unsupported(scheme) => Err(LedgerError {
+                action: "open",
+                ledger: location.to_string(),
+                message: format!("a {scheme}:// URL: expected a file path or a postgres:// URL"),
+            }),
         }
     }
 

@@ -94,40 +94,92 @@ impl std::fmt::Display for Url {
 }
 
 impl Url {
-    /// `Some` for a `postgres://` or `postgresql://` URL.
+    /// `Some` for a `postgres://` or `postgresql://` URL (the scheme in any case).
+    ///
+    /// TLS: `sslmode` as the driver knows it (`disable`, `prefer`, `require`), libpq's
+    /// `verify-ca` and `verify-full` meaning `require` (rustls always verifies the
+    /// certificate and the host name). Without `sslmode`, a TCP host other than loopback
+    /// requires TLS — a server that answers "no TLS" to a client that would accept it is
+    /// how a password gets read on the way — and a Unix socket or loopback prefers it.
     pub fn parse(s: &str) -> Option<Url> {
-        let rest = s
-            .strip_prefix("postgres://")
-            .or_else(|| s.strip_prefix("postgresql://"))?;
-        let scheme = &s[..s.len() - rest.len()];
-        let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        let scheme_len = ["postgresql://", "postgres://"]
+            .iter()
+            .find(|p| lower.starts_with(*p))?
+            .len();
+        let rest = &s[scheme_len..];
+        // The driver takes the credentials up to the first `@`, whatever they hold.
+        let (auth, after) = match rest.find('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (hosts, query) = after.split_once('?').unwrap_or((after, ""));
         let mut driver_q = Vec::new();
         let mut shown_q = Vec::new();
         let mut root_cert = None;
-        let mut tls = true;
+        let mut sslmode = None;
+        let mut socket_host = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "sslrootcert" => root_cert = Some(percent_decode(v).into()),
-                "password" => {
-                    driver_q.push(pair.to_string());
-                    shown_q.push("password=***".to_string());
+            let (key, value) = (percent_decode(k), percent_decode(v));
+            match key.as_str() {
+                "sslrootcert" => {
+                    root_cert = Some(value.into());
+                    shown_q.push(pair.to_string());
                     continue;
                 }
-                _ => driver_q.push(pair.to_string()),
+                "password" => {
+                    driver_q.push(pair.to_string());
+                    shown_q.push(format!("{k}=***"));
+                    continue;
+                }
+                "sslmode" => {
+                    let mode = match value.as_str() {
+                        "verify-ca" | "verify-full" => "require".to_string(),
+                        m => m.to_string(),
+                    };
+                    driver_q.push(format!("sslmode={mode}"));
+                    shown_q.push(pair.to_string());
+                    sslmode = Some(mode);
+                    continue;
+                }
+                "host" => socket_host = Some(value.starts_with('/')),
+                _ => {}
             }
-            if k == "sslmode" && v == "disable" {
-                tls = false;
-            }
+            driver_q.push(pair.to_string());
             shown_q.push(pair.to_string());
         }
-        // user:password@host — the password is hidden.
-        let shown_main = match main.split_once('@') {
-            Some((auth, host)) if auth.contains(':') => {
-                format!("{}:***@{host}", auth.split_once(':').unwrap().0)
-            }
-            _ => main.to_string(),
+        let host_names: Vec<String> = hosts
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(|h| {
+                percent_decode(h.rsplit_once(':').map_or(h, |(name, port)| {
+                    if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') {
+                        name
+                    } else {
+                        h
+                    }
+                }))
+            })
+            .collect();
+        let local = |h: &str| {
+            h.is_empty()
+                || h.starts_with('/')
+                || matches!(h, "localhost" | "127.0.0.1" | "[::1]" | "::1")
         };
+        if sslmode.is_none() {
+            let all_local = socket_host.unwrap_or(false) || host_names.iter().all(|h| local(h));
+            if !all_local {
+                driver_q.push("sslmode=require".to_string());
+                sslmode = Some("require".to_string());
+            }
+        }
+        let shown_auth = auth.map(|a| match a.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{a}@"),
+        });
         let join = |q: &[String]| {
             if q.is_empty() {
                 String::new()
@@ -135,11 +187,17 @@ impl Url {
                 format!("?{}", q.join("&"))
             }
         };
+        let scheme = &s[..scheme_len];
+        let auth_raw = auth.map(|a| format!("{a}@")).unwrap_or_default();
         Some(Url {
-            driver: format!("{scheme}{main}{}", join(&driver_q)),
-            shown: format!("{scheme}{shown_main}{}", join(&shown_q)),
+            driver: format!("{scheme}{auth_raw}{hosts}{}", join(&driver_q)),
+            shown: format!(
+                "{scheme}{}{hosts}{}",
+                shown_auth.unwrap_or_default(),
+                join(&shown_q)
+            ),
             root_cert,
-            tls,
+            tls: sslmode.as_deref() != Some("disable"),
         })
     }
 }
@@ -218,7 +276,11 @@ fn open(url: &Url) -> Result<postgres::Client, LedgerError> {
     } else {
         config.connect(postgres::NoTls)
     };
-    client.map_err(|e| error("open", url, db(e)))
+    let mut client = client.map_err(|e| error("open", url, db(e)))?;
+    client
+        .batch_execute("SET idle_in_transaction_session_timeout = '60s'")
+        .map_err(|e| error("open", url, db(e)))?;
+    Ok(client)
 }
 
 /// The schema version of the database; `None` when it has no ledger yet.
@@ -318,6 +380,15 @@ impl Pg {
         &self.url
     }
 
+    /// Runs plain reads on the connection, outside any transaction or lock.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, LedgerError> {
+        let mut client = self.client()?;
+        f(&mut client).map_err(|e| error("read", &self.url, db(e)))
+    }
+
     fn client(&self) -> Result<std::sync::MutexGuard<'_, postgres::Client>, LedgerError> {
         // A job that panicked holding the connection left nothing half-done in it: its
         // transaction was rolled back when it was dropped.
@@ -343,6 +414,10 @@ impl Pg {
         } else {
             "SELECT pg_advisory_xact_lock_shared($1)"
         };
+        // A writer stopped while holding the lock (SIGSTOP, a partition) must not hold the
+        // fleet up for good: the wait is bounded, and the server ends an idle transaction.
+        tx.batch_execute("SET LOCAL lock_timeout = '60s'")
+            .map_err(e)?;
         tx.execute(lock, &[&WRITE_LOCK]).map_err(e)?;
         let mut t = Tx {
             tx,
@@ -432,7 +507,7 @@ impl Pg {
         let mut client = self.client()?;
         let sql = format!(
             "SELECT run_id FROM agent_replay.runs WHERE status IN {TRANSITIONAL} \
-             AND (started_ms IS NULL OR $1 - started_ms > timeout_ms + $2)"
+             AND (started_ms IS NULL OR $1 - started_ms - $2 > timeout_ms)"
         );
         let rows = client
             .query(&sql, &[&now_ms, &grace_ms])
@@ -649,6 +724,19 @@ impl<'a> Tx<'a> {
         if rows.is_empty() {
             return Ok(());
         }
+        if let Some(r) = rows
+            .iter()
+            .find(|r| super::push::nul_field(&r.run).is_some())
+        {
+            return Err(self.err(
+                "write",
+                format!(
+                    "run {:?}: its {} holds a NUL character, which PostgreSQL cannot store",
+                    r.run.run_id,
+                    super::push::nul_field(&r.run).unwrap_or_default()
+                ),
+            ));
+        }
         let batch = match self.batch {
             Some(b) => b,
             None => {
@@ -820,6 +908,28 @@ impl<'a> Tx<'a> {
                 out.insert(row.get(0), rec);
             }
         }
+        // A last record that is not a whole run record (a writer's heartbeat, say): the
+        // file reader takes the last one that is, and so does this — a scan, but a rare one.
+        let missing: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !out.contains_key(*id))
+            .collect();
+        if !missing.is_empty() {
+            let e = self.db_err();
+            let rows = self
+                .tx
+                .query(
+                    "SELECT run_id, record FROM agent_replay.records WHERE run_id = ANY($1) ORDER BY batch, ord",
+                    &[&missing],
+                )
+                .map_err(e)?;
+            for row in rows {
+                if let Ok(rec) = serde_json::from_str::<RunRecord>(row.get(1)) {
+                    out.insert(row.get(0), rec);
+                }
+            }
+        }
         Ok(out)
     }
 }
@@ -850,7 +960,40 @@ mod tests {
             "postgresql:///fleet?host=/tmp/pg&password=***&sslmode=disable"
         );
         assert!(!q.tls);
+        // A `?` or `/` in the password, an encoded key, an upper-case scheme.
+        let odd = Url::parse("POSTGRES://ann:p?ss/w@db/fleet?pass%77ord=x").unwrap();
+        assert_eq!(
+            odd.to_string(),
+            "POSTGRES://ann:***@db/fleet?pass%77ord=***"
+        );
+        assert!(!odd.to_string().contains("p?ss"));
         assert!(Url::parse("ledger.jsonl").is_none());
         assert!(Url::parse("/tmp/postgres://x").is_none());
+    }
+
+    #[test]
+    fn a_remote_host_requires_tls_unless_the_url_says_otherwise() {
+        let mode = |u: &str| {
+            let url = Url::parse(u).unwrap();
+            let d = url.driver.clone();
+            (d.contains("sslmode=require"), url.tls)
+        };
+        assert_eq!(mode("postgres://a@db.internal/x"), (true, true));
+        assert_eq!(
+            mode("postgres://a@db.internal:5433/x?sslmode=verify-full"),
+            (true, true)
+        );
+        assert_eq!(
+            mode("postgres://a@db.internal/x?sslmode=prefer"),
+            (false, true)
+        );
+        assert_eq!(
+            mode("postgres://a@db.internal/x?sslmode=disable"),
+            (false, false)
+        );
+        assert_eq!(mode("postgres://a@localhost:5432/x"), (false, true));
+        assert_eq!(mode("postgres://a@127.0.0.1/x"), (false, true));
+        assert_eq!(mode("postgres://a@%2Ftmp%2Fpg:5432/x"), (false, true));
+        assert_eq!(mode("postgres:///x?host=/run/postgresql"), (false, true));
     }
 }

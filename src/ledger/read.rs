@@ -109,7 +109,10 @@ impl RunLine<'_> {
             started_ms: millis(self.started_at.as_deref()),
             closed_ms: millis(self.closed_at.as_deref()),
             duration_ms: self.duration_ms.map_or(i64::MIN, |d| d as i64),
-            timeout_ms: self.timeout_seconds.map_or(60_000, |s| (s * 1000.0) as i64),
+            // Clamped to 1,000 years: limits built on it never overflow.
+            timeout_ms: self.timeout_seconds.map_or(60_000, |s| {
+                (s * 1000.0).clamp(0.0, MAX_TIMEOUT_MS as f64) as i64
+            }),
         }
     }
 }
@@ -196,6 +199,9 @@ impl Interner {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// The longest timeout a fold keeps (1,000 years in milliseconds).
+pub const MAX_TIMEOUT_MS: i64 = 1000 * 365 * 86_400_000;
 
 /// One run, folded to what statistics need (about 64 bytes).
 #[derive(Debug, Clone, Copy)]

@@ -202,8 +202,8 @@ pub const OWN_MEDIAN_RUNS: usize = 5;
 /// timeout plus the watchdog's grace (no terminal run to learn from).
 pub fn dead_after(median_ms: Option<i64>, timeout_ms: i64) -> i64 {
     match median_ms {
-        Some(m) => 3 * m,
-        None => timeout_ms + 60_000,
+        Some(m) => m.saturating_mul(3),
+        None => timeout_ms.saturating_add(60_000),
     }
 }
 

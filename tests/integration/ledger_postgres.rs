@@ -617,6 +617,60 @@ fn push_ships_each_line_exactly_once_and_resumes_after_a_kill() {
         err.contains("truncated, rotated or replaced") && err.contains("--source"),
         "{err}"
     );
+    // The same file under another name (a new host name, a moved path) is not pushed twice.
+    std::fs::write(&file, format!("{}\n", lines.join("\n"))).unwrap();
+    let renamed = agent_replay(&["ledger", "push", f, "--to", &url, "--source", "w1-renamed"]);
+    assert_eq!(renamed.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&renamed.stderr);
+    assert!(
+        err.contains("already pushed as source \"w1\": pass --source \"w1\""),
+        "{err}"
+    );
+}
+
+/// A record longer than a batch, and one PostgreSQL cannot hold (a NUL in its run_id),
+/// between ordinary ones: the first is pushed, the second skipped with a warning naming its
+/// line, and nothing after them is held up.
+#[test]
+fn push_takes_a_record_longer_than_a_batch_and_skips_one_it_cannot_store() {
+    let Some(url) = database("push_odd") else {
+        return;
+    };
+    let project = TestProject::new();
+    let rec = |id: &str, reason: &str| {
+        serde_json::json!({"run_id": id, "run_type": "production", "status": "FAILED",
+            "agent_name": "a", "failure_reason": reason})
+        .to_string()
+    };
+    let text = [
+        rec("first", "x"),
+        rec("long", &"y".repeat(9 << 20)),
+        rec("nul\u{0}id", "z"),
+        rec("last", "x"),
+    ]
+    .join("\n")
+        + "\n";
+    project.write("odd.jsonl", &text);
+    let f = project.path().join("odd.jsonl");
+    let out = agent_replay(&["ledger", "push", f.to_str().unwrap(), "--to", &url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("pushed 3 record(s)"));
+    assert!(
+        stderr.contains("line 3: skipped a record whose run_id holds a NUL character"),
+        "{stderr}"
+    );
+    let mut c = client(&url);
+    let ids: Vec<String> = c
+        .query(
+            "SELECT run_id FROM agent_replay.records ORDER BY batch, ord",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, ["first", "long", "last"]);
 }
 
 #[test]
@@ -847,6 +901,23 @@ fn tls_with_a_password_that_is_never_shown_and_errors_that_say_what_to_do() {
     let err = failing(&wrong);
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!err.contains("not-the-secret"), "{err}");
+    // Help shows where the default comes from, never its value.
+    let help = Command::new(bin())
+        .args(["stats", "--help"])
+        .env("AGENT_REPLAY_LEDGER", &tls)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[env: AGENT_REPLAY_LEDGER"), "{help}");
+    assert!(!help.contains("pg-test-secret"), "{help}");
+    // A mistyped scheme is refused, not made a file named after the URL.
+    let typo = agent_replay(&["stats", "--ledger", "postgress://ann:pw@db/fleet"]);
+    assert_eq!(typo.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        err.contains("a postgress:// URL: expected a file path or a postgres:// URL"),
+        "{err}"
+    );
     // A database without the ledger: what to run.
     let empty = database("no_schema").unwrap();
     let err = failing(&empty);

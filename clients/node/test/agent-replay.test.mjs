@@ -306,7 +306,7 @@ describe('production backend', () => {
     assert.equal(readJsonl(path.join(dir, '.agent-replay', 'ledger.jsonl')).length, 4);
     const explicit = await runChild(sub, `await ar.startRun({}, { ledger: 'postgres://ops:pw@db/fleet' });`);
     assert.notEqual(explicit.code, 0);
-    assert.match(explicit.stderr, /is a database: the client writes a local JSONL file/);
+    assert.match(explicit.stderr, /is a database URL: the client writes a local JSONL file/);
     assert.doesNotMatch(explicit.stderr, /ops:pw/);
   });
 
