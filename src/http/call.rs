@@ -263,7 +263,13 @@ impl ModelRoutes {
                 "anthropic" => ANTHROPIC_ROUTES,
                 _ => continue,
             };
-            if !routes.0.iter().any(|(o, _)| o == &u.origin) {
+            // Both providers may share one origin (a gateway, a test server): each keeps
+            // its routes there.
+            if !routes
+                .0
+                .iter()
+                .any(|(o, p)| o == &u.origin && std::ptr::eq(*p, paths))
+            {
                 routes.0.push((u.origin.clone(), paths));
             }
         }

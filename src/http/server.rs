@@ -297,6 +297,9 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
             .unwrap_or_default()
             .to_string()
     };
+    // A base-URL route names its upstream; a proxied request is known by its origin
+    // (several upstreams may share one: a gateway, a test server).
+    let mut routed = None;
     let url = match (origin.as_deref(), uri.scheme_str(), uri.authority()) {
         (Some(Origin::Fixed(scheme, authority)), _, _) => {
             format!("{scheme}://{authority}{path_and_query}")
@@ -306,7 +309,10 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
             uri.to_string()
         }
         _ => match route(&ctx.upstreams, &path_and_query) {
-            Ok(url) => url,
+            Ok((url, up)) => {
+                routed = Some(up.clone());
+                url
+            }
             Err(message) => {
                 return error_reply(StatusCode::NOT_FOUND, "agent_replay_no_route", &message)
             }
@@ -360,8 +366,9 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
         }
     };
     let raw_query = url.split_once('?').map(|(_, q)| q.to_string());
-    let upstream =
-        super::upstream::for_origin(&ctx.upstreams, &target.scheme, &target.authority).cloned();
+    let upstream = routed.or_else(|| {
+        super::upstream::for_origin(&ctx.upstreams, &target.scheme, &target.authority).cloned()
+    });
     let call = HttpCall {
         method: method.clone(),
         target,
@@ -491,13 +498,16 @@ fn is_own(authority: &str, own: &str) -> bool {
     authority == format!("localhost:{port}")
 }
 
-/// `/NAME/REST` → `<url of NAME>/REST`.
-fn route(upstreams: &[Upstream], path_and_query: &str) -> Result<String, String> {
+/// `/NAME/REST` → `<url of NAME>/REST`, and NAME's upstream.
+fn route<'a>(
+    upstreams: &'a [Upstream],
+    path_and_query: &str,
+) -> Result<(String, &'a Upstream), String> {
     let rest = path_and_query.trim_start_matches('/');
     let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let name = name.split('?').next().unwrap_or(name);
     match upstreams.iter().find(|u| u.name == name) {
-        Some(up) => Ok(format!("{}/{}", up.origin, tail)),
+        Some(up) => Ok((format!("{}/{}", up.origin, tail), up)),
         None => Err(format!(
             "agent-replay: no upstream `{name}`: the base-URL routes are /{}/…; add [http.upstreams.{name}] to agent-replay.toml to route it",
             upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join("/…, /")

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
 /// A CA and a leaf for localhost / 127.0.0.1, written as PEM files into the project.
-fn make_certs(p: &TestProject) {
+pub(crate) fn make_certs(p: &TestProject) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -25,22 +25,28 @@ fn make_certs(p: &TestProject) {
     p.write("upstream.key", &leaf_key.serialize_pem());
 }
 
-struct Upstream {
+pub(crate) struct Upstream {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Upstream {
     fn start(p: &TestProject, answer: &str) -> Upstream {
+        Upstream::spawn(p, "https_upstream.py", &[answer.to_string()])
+    }
+
+    /// `tests/integration/support/SCRIPT CERT KEY LOG ARGS...` with `p`'s certificates
+    /// (see [`make_certs`]), once it printed its port.
+    pub(crate) fn spawn(p: &TestProject, script: &str, args: &[String]) -> Upstream {
         let path = |f: &str| p.path().join(f).display().to_string();
         let mut child = Command::new("python3")
-            .arg(repo_root().join("tests/integration/support/https_upstream.py"))
+            .arg(repo_root().join("tests/integration/support").join(script))
             .args([
                 path("upstream.pem"),
                 path("upstream.key"),
                 path("upstream.log"),
-                answer.to_string(),
             ])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 starts the upstream");
@@ -52,7 +58,7 @@ impl Upstream {
         Upstream { child, port }
     }
 
-    fn requests(p: &TestProject) -> Vec<Value> {
+    pub(crate) fn requests(p: &TestProject) -> Vec<Value> {
         std::fs::read_to_string(p.path().join("upstream.log"))
             .unwrap_or_default()
             .lines()

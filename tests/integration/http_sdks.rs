@@ -79,8 +79,8 @@ struct GroupRun {
     _dir: tempfile::TempDir,
 }
 
-fn run_group(sdks: &Sdks, group: &str) -> GroupRun {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The config defining the SDK agents.
+fn agents_config(sdks: &Sdks) -> String {
     let agents = repo_root().join("tests/sdk/agents");
     let py = |script: &str| {
         format!(
@@ -89,7 +89,7 @@ fn run_group(sdks: &Sdks, group: &str) -> GroupRun {
             agents.join(script).display().to_string()
         )
     };
-    let config = format!(
+    format!(
         "[agents.sdk-openai-py]\n{}\n[agents.sdk-anthropic-py]\n{}\n[agents.sdk-http-py]\n{}\n\
          [agents.sdk-openai-node]\ncommand = [\"node\", {:?}]\nenv = {{ SDK_NODE_MODULES = {:?} }}\n",
         py("openai_agent.py"),
@@ -97,8 +97,12 @@ fn run_group(sdks: &Sdks, group: &str) -> GroupRun {
         py("http_agent.py"),
         agents.join("openai_agent.mjs").display().to_string(),
         sdks.node_modules.display().to_string(),
-    );
-    std::fs::write(dir.path().join("agent-replay.toml"), config).unwrap();
+    )
+}
+
+fn run_group(sdks: &Sdks, group: &str) -> GroupRun {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("agent-replay.toml"), agents_config(sdks)).unwrap();
     let fixtures = repo_root().join("tests/sdk/fixtures").join(group);
     let out = Command::new(bin())
         .args(["run".as_ref(), fixtures.as_os_str()])
@@ -433,4 +437,146 @@ fn requests_and_httpx_through_the_proxy_reads_replay_writes_refused_or_forbidden
     assert_eq!(forbidden["check"], "tools", "{forbidden}");
     assert_eq!(forbidden["pointer"], "/tools/forbidden/0", "{forbidden}");
     insta::assert_snapshot!("http_py_report", run.stable());
+}
+
+/// Every SDK records in live mode against a real local HTTPS upstream (its own CA given as
+/// `ca_file`; it answers as the services the committed fixtures recorded), and what was
+/// recorded then replays with that upstream stopped. The real keys reach the upstream,
+/// never the cassette.
+#[test]
+fn every_sdk_records_live_from_a_real_https_upstream_and_the_recording_replays_without_it() {
+    let node = sdks("every_sdk_records_live", Need::Node).is_some();
+    let Some(sdks) = sdks("every_sdk_records_live", Need::Python) else {
+        return;
+    };
+    let p = crate::project::TestProject::new();
+    crate::http_live::make_certs(&p);
+    let committed = repo_root().join("tests/sdk/fixtures");
+    let cases: Vec<(&str, &str)> = [
+        ("openai_py", "chat"),
+        ("openai_py", "chat_stream"),
+        ("openai_py", "responses_stream"),
+        ("anthropic_py", "messages"),
+        ("anthropic_py", "messages_stream"),
+        ("http_py", "requests_get"),
+        ("http_py", "httpx_get"),
+        ("openai_node", "chat_stream"),
+    ]
+    .into_iter()
+    .filter(|(g, _)| node || *g != "openai_node")
+    .collect();
+    let cassettes: Vec<String> = cases
+        .iter()
+        .map(|(g, c)| {
+            committed
+                .join(g)
+                .join(c)
+                .join("tool_cassettes.json")
+                .display()
+                .to_string()
+        })
+        .collect();
+    let up = crate::http_live::Upstream::spawn(&p, "recorded_upstream.py", &cassettes);
+    let origin = format!("https://localhost:{}", up.port);
+    // The HTTPS API at an origin of its own: the model providers' keys are theirs alone.
+    let api = format!("https://127.0.0.1:{}", up.port);
+    // The fixtures as a developer starts them: the recorded calls taken out, the API's
+    // address the local upstream's.
+    for (group, case) in &cases {
+        let from = committed.join(group).join(case);
+        for file in ["input.json", "expected.json", "tool_cassettes.json"] {
+            let text = std::fs::read_to_string(from.join(file)).unwrap();
+            let text = text
+                .replace("https://api.github.com", &api)
+                .replace("api.openai.com/", "localhost:*/")
+                .replace("api.anthropic.com/", "localhost:*/")
+                .replace("api.github.com/", "127.0.0.1:*/");
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            if file == "tool_cassettes.json" {
+                v["interactions"] = json!([]);
+            }
+            p.write_json(&format!("fixtures/{group}/{case}/{file}"), &v);
+        }
+    }
+    let upstreams = format!(
+        "\n[http.upstreams.openai]\nurl = {origin:?}\nca_file = \"upstream-ca.pem\"\n\
+         [http.upstreams.anthropic]\nurl = {origin:?}\nca_file = \"upstream-ca.pem\"\n\
+         [http.upstreams.github]\nurl = {api:?}\nca_file = \"upstream-ca.pem\"\n"
+    );
+    p.write("agent-replay.toml", &(agents_config(&sdks) + &upstreams));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "fixtures", "--jobs", "2", "--json", "report.json"];
+        args.extend_from_slice(extra);
+        p.cmd()
+            .args(&args)
+            .env("OPENAI_API_KEY", "sk-live-openai-1234567890")
+            .env("ANTHROPIC_API_KEY", "sk-ant-live-1234567890")
+            .report()
+    };
+    let live = run(&["--mode", "live", "--record", "new"]);
+    for (group, case) in &cases {
+        let id = format!("{group}/{case}");
+        assert_eq!(
+            live.verdict(&id),
+            "passed",
+            "{id} live: {:?}\n{}",
+            live.codes(&id),
+            live.out.stdout
+        );
+        let cassette = p.read(&format!("fixtures/{id}/tool_cassettes.json"));
+        let v: Value = serde_json::from_str(&cassette).unwrap();
+        let http: Vec<&Value> = v["interactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i.get("http").is_some())
+            .collect();
+        assert_eq!(http.len(), 1, "{id}: one exchange recorded\n{cassette}");
+        let at = if *group == "http_py" { &api } else { &origin };
+        assert!(
+            http[0]["http"]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(at.as_str()),
+            "{id}: {cassette}"
+        );
+        assert!(
+            !cassette.contains("live-openai") && !cassette.contains("ant-live"),
+            "{id}: a key was recorded"
+        );
+    }
+    let seen = crate::http_live::Upstream::requests(&p);
+    assert_eq!(seen.len(), cases.len(), "{seen:?}");
+    for r in &seen {
+        let path = r["path"].as_str().unwrap();
+        let (authorization, key) = if path.starts_with("/v1/messages") {
+            (Value::Null, json!("sk-ant-live-1234567890"))
+        } else if path.starts_with("/v1/") {
+            (json!("Bearer sk-live-openai-1234567890"), Value::Null)
+        } else {
+            (Value::Null, Value::Null)
+        };
+        assert_eq!(
+            (&r["authorization"], &r["x-api-key"]),
+            (&authorization, &key),
+            "{path}: the real key of its upstream only"
+        );
+    }
+    drop(up);
+    let replay = run(&[]);
+    for (group, case) in &cases {
+        let id = format!("{group}/{case}");
+        assert_eq!(
+            replay.verdict(&id),
+            "passed",
+            "{id} replayed: {:?}\n{}",
+            replay.codes(&id),
+            replay.out.stdout
+        );
+    }
+    assert_eq!(
+        crate::http_live::Upstream::requests(&p).len(),
+        cases.len(),
+        "nothing reached the stopped upstream"
+    );
 }
