@@ -221,6 +221,9 @@ pub struct MigrateArgs {
     /// The database, e.g. postgres://user@host/db
     #[arg(long, value_name = "URL", env = "AGENT_REPLAY_LEDGER", hide_env_values = true, value_parser = ledger)]
     pub ledger: Option<crate::ledger::Location>,
+    /// Rebuild the index of each run's last record from the records themselves
+    #[arg(long)]
+    pub refold: bool,
 }
 
 #[derive(Debug, Args)]

@@ -227,20 +227,23 @@ pub fn migrate(args: MigrateArgs) -> u8 {
                 Some("pass --ledger postgres://USER@HOST/DB (or set AGENT_REPLAY_LEDGER)"),
             ));
         };
-        let (was, now) =
-            crate::ledger::postgres::Pg::migrate(&url).map_err(|e| usage_error(e, None))?;
-        match was {
+        let m = crate::ledger::postgres::Pg::migrate(&url, args.refold)
+            .map_err(|e| usage_error(e, None))?;
+        let now = m.now;
+        match m.was {
             None => crate::outln!("created the ledger schema (version {now}) in {url}"),
-            Some(v) if v < now => {
-                crate::outln!("migrated the ledger in {url} from version {v} to {now}")
-            }
-            Some(v) if v > now => {
+            Some(v) if v > crate::ledger::postgres::SCHEMA_VERSION => {
                 return Err(usage_error(
-                    format!("the ledger in {url} is at version {v}, newer than this agent-replay knows ({now})"),
+                    format!("the ledger in {url} is at version {v}, newer than this agent-replay knows ({})", crate::ledger::postgres::SCHEMA_VERSION),
                     Some("upgrade agent-replay"),
                 ))
             }
-            Some(v) => crate::outln!("the ledger in {url} is at version {v}: nothing to do"),
+            Some(v) if v < now => crate::outln!("migrated the ledger in {url} from version {v} to {now}"),
+            Some(v) if m.refolded.is_none() => crate::outln!("the ledger in {url} is at version {v}: nothing to do"),
+            Some(_) => {}
+        }
+        if let Some((runs, records)) = m.refolded {
+            crate::outln!("re-folded {runs} run(s) from {records} record(s)");
         }
         Ok(exit::OK)
     };

@@ -20,10 +20,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
+
+/// How this build folds a record into `runs` (the failure classifier, the timestamp and
+/// timeout readers). Bump it when one of them changes: `ledger migrate` then re-folds
+/// `runs` from the records, so the database answers as a file read by this build would.
+pub const FOLD_VERSION: i32 = 1;
 
 /// Migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agent_replay.records (
     batch bigint NOT NULL,
     ord integer NOT NULL,
@@ -61,7 +67,11 @@ CREATE TABLE agent_replay.sources (
     head_sha256 text,
     pushed_at timestamptz NOT NULL DEFAULT now()
 );
-"#];
+"#,
+    r#"
+ALTER TABLE agent_replay.version ADD COLUMN fold integer NOT NULL DEFAULT 1;
+"#,
+];
 
 /// The advisory lock writers take shared and the watchdog exclusively ("agentrpl").
 const WRITE_LOCK: i64 = 0x6167_656e_7472_706c;
@@ -283,48 +293,133 @@ fn open(url: &Url) -> Result<postgres::Client, LedgerError> {
     Ok(client)
 }
 
-/// The schema version of the database; `None` when it has no ledger yet.
-fn version(client: &mut postgres::Client) -> Result<Option<i32>, postgres::Error> {
+/// The schema version of the database and the fold its `runs` were made with; `None`
+/// when it has no ledger yet.
+fn version(client: &mut postgres::Client) -> Result<Option<(i32, i32)>, postgres::Error> {
     let exists: Option<String> = client
         .query_one("SELECT to_regclass('agent_replay.version')::text", &[])?
         .get(0);
     if exists.is_none() {
         return Ok(None);
     }
-    Ok(client
+    let Some(version) = client
         .query_opt("SELECT version FROM agent_replay.version", &[])?
-        .map(|r| r.get(0)))
+        .map(|r| r.get::<_, i32>(0))
+    else {
+        return Ok(None);
+    };
+    let fold = if version >= 2 {
+        client
+            .query_one("SELECT fold FROM agent_replay.version", &[])?
+            .get(0)
+    } else {
+        1
+    };
+    Ok(Some((version, fold)))
 }
 
-/// Takes the database to [`SCHEMA_VERSION`]; returns the version it was at.
-fn migrate(client: &mut postgres::Client) -> Result<Option<i32>, postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
-    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS agent_replay")?;
+/// What `ledger migrate` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migrated {
+    /// The schema version before; `None` for a database without a ledger.
+    pub was: Option<i32>,
+    pub now: i32,
+    /// Runs and records of a re-fold, when there was one.
+    pub refolded: Option<(u64, u64)>,
+}
+
+/// Takes the database to [`SCHEMA_VERSION`], and its `runs` to [`FOLD_VERSION`]
+/// (re-folded from the records when they were made by another fold, or when asked).
+fn migrate(
+    client: &mut postgres::Client,
+    url: &Url,
+    refold: bool,
+) -> Result<Migrated, LedgerError> {
+    let e = |e| error("migrate", url, db(e));
+    let mut tx = client.transaction().map_err(e)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+        .map_err(e)?;
+    tx.batch_execute("CREATE SCHEMA IF NOT EXISTS agent_replay")
+        .map_err(e)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS agent_replay.version (version integer NOT NULL, \
          migrated_at timestamptz NOT NULL DEFAULT now())",
-    )?;
+    )
+    .map_err(e)?;
     let was: Option<i32> = tx
-        .query_opt("SELECT version FROM agent_replay.version", &[])?
+        .query_opt("SELECT version FROM agent_replay.version", &[])
+        .map_err(e)?
         .map(|r| r.get(0));
     let from = was.unwrap_or(0);
-    for m in MIGRATIONS.iter().skip(from.max(0) as usize) {
-        tx.batch_execute(m)?;
-    }
     if was.is_none() {
-        tx.execute(
-            "INSERT INTO agent_replay.version (version) VALUES ($1)",
-            &[&SCHEMA_VERSION],
-        )?;
-    } else if from < SCHEMA_VERSION {
+        tx.execute("INSERT INTO agent_replay.version (version) VALUES (0)", &[])
+            .map_err(e)?;
+    }
+    for m in MIGRATIONS.iter().skip(from.max(0) as usize) {
+        tx.batch_execute(m).map_err(e)?;
+    }
+    if from < SCHEMA_VERSION {
         tx.execute(
             "UPDATE agent_replay.version SET version = $1, migrated_at = now()",
             &[&SCHEMA_VERSION],
-        )?;
+        )
+        .map_err(e)?;
     }
-    tx.commit()?;
-    Ok(was)
+    let now = from.max(SCHEMA_VERSION);
+    let fold: i32 = if now >= 2 {
+        tx.query_one("SELECT fold FROM agent_replay.version", &[])
+            .map_err(e)?
+            .get(0)
+    } else {
+        FOLD_VERSION
+    };
+    let mut refolded = None;
+    if was.is_some() && now == SCHEMA_VERSION && (refold || fold != FOLD_VERSION) {
+        refolded = Some(refold_runs(&mut tx, url)?);
+        tx.execute(
+            "UPDATE agent_replay.version SET fold = $1",
+            &[&FOLD_VERSION],
+        )
+        .map_err(e)?;
+    }
+    tx.commit().map_err(e)?;
+    Ok(Migrated { was, now, refolded })
+}
+
+/// Rebuilds `runs` from every record, in the order they were appended, with this build's
+/// fold; writers wait (the write lock, exclusive). Returns runs and records.
+fn refold_runs(tx: &mut postgres::Transaction<'_>, url: &Url) -> Result<(u64, u64), LedgerError> {
+    let e = |e| error("migrate", url, db(e));
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .map_err(e)?;
+    tx.batch_execute("TRUNCATE agent_replay.runs").map_err(e)?;
+    let portal = tx
+        .bind(
+            "SELECT batch, ord, record FROM agent_replay.records ORDER BY batch, ord",
+            &[],
+        )
+        .map_err(e)?;
+    let mut records = 0u64;
+    loop {
+        let rows = tx.query_portal(&portal, 50_000).map_err(e)?;
+        if rows.is_empty() {
+            break;
+        }
+        records += rows.len() as u64;
+        let lines: Vec<(i64, i32, RunLine)> = rows
+            .iter()
+            .filter_map(|r| {
+                let line = serde_json::from_str::<RunLine>(r.get::<_, &str>(2)).ok()?;
+                Some((r.get(0), r.get(1), line))
+            })
+            .collect();
+        fold_runs(tx, url, lines.iter().map(|(b, o, l)| (*b, *o, l)))?;
+    }
+    let runs: i64 = tx
+        .query_one("SELECT count(*) FROM agent_replay.runs", &[])
+        .map_err(e)?
+        .get(0);
+    Ok((runs as u64, records))
 }
 
 impl Pg {
@@ -336,7 +431,7 @@ impl Pg {
         let found = version(&mut client).map_err(|e| error("open", url, db(e)))?;
         match found {
             None if create => {
-                migrate(&mut client).map_err(|e| error("create", url, db(e)))?;
+                migrate(&mut client, url, false)?;
             }
             None => {
                 return Err(error(
@@ -346,18 +441,26 @@ impl Pg {
                      (or any command that writes records, e.g. `run` or `ledger push`)",
                 ))
             }
-            Some(v) if v < SCHEMA_VERSION => {
+            Some((v, _)) if v < SCHEMA_VERSION => {
                 return Err(error(
                     "open",
                     url,
                     format!("its schema is version {v}, this agent-replay needs {SCHEMA_VERSION}: run `agent-replay ledger migrate --ledger URL`"),
                 ))
             }
-            Some(v) if v > SCHEMA_VERSION => {
+            Some((v, _)) if v > SCHEMA_VERSION => {
                 return Err(error(
                     "open",
                     url,
                     format!("its schema is version {v}, newer than this agent-replay knows ({SCHEMA_VERSION}): upgrade agent-replay"),
+                ))
+            }
+            Some((_, fold)) if fold != FOLD_VERSION => {
+                return Err(error(
+                    "open",
+                    url,
+                    format!("its runs were folded by another agent-replay (fold {fold}, this one folds {FOLD_VERSION}), \
+                             so its answers could differ from a file's: run `agent-replay ledger migrate --ledger URL` to re-fold them from the records"),
                 ))
             }
             Some(_) => {}
@@ -370,10 +473,9 @@ impl Pg {
 
     /// `agent-replay ledger migrate`: creates or upgrades the schema; the versions before
     /// and after.
-    pub fn migrate(url: &Url) -> Result<(Option<i32>, i32), LedgerError> {
+    pub fn migrate(url: &Url, refold: bool) -> Result<Migrated, LedgerError> {
         let mut client = open(url)?;
-        let was = migrate(&mut client).map_err(|e| error("migrate", url, db(e)))?;
-        Ok((was, SCHEMA_VERSION))
+        migrate(&mut client, url, refold)
     }
 
     pub fn url(&self) -> &Url {
@@ -661,6 +763,111 @@ impl Pg {
     }
 }
 
+/// Folds records, given in the order they were appended, into `runs`: the same fold the
+/// file reader does (the newest record wins; a start is kept when a later record omits it).
+fn fold_runs<'l>(
+    tx: &mut postgres::Transaction<'_>,
+    url: &Url,
+    records: impl Iterator<Item = (i64, i32, &'l RunLine<'l>)>,
+) -> Result<(), LedgerError> {
+    // Per run: its last record, how many, the last start known.
+    struct Last<'r> {
+        batch: i64,
+        ord: i32,
+        records: i64,
+        run: Compact<'r>,
+        started_ms: i64,
+    }
+    let mut last: HashMap<&str, Last> = HashMap::new();
+    for (batch, ord, line) in records {
+        let run = line.compact();
+        let started = run.started_ms;
+        match last.get_mut(line.run_id.as_ref()) {
+            Some(l) => {
+                l.batch = batch;
+                l.ord = ord;
+                l.records += 1;
+                if started != i64::MIN {
+                    l.started_ms = started;
+                }
+                l.run = run;
+            }
+            None => {
+                last.insert(
+                    line.run_id.as_ref(),
+                    Last {
+                        batch,
+                        ord,
+                        records: 1,
+                        run,
+                        started_ms: started,
+                    },
+                );
+            }
+        }
+    }
+    // Sorted, so concurrent writers lock rows in one order and never deadlock.
+    let mut runs: Vec<(&str, Last)> = last.into_iter().collect();
+    runs.sort_by(|a, b| a.0.cmp(b.0));
+    let known = |ms: i64| (ms != i64::MIN).then_some(ms);
+    let ids: Vec<&str> = runs.iter().map(|(id, _)| *id).collect();
+    let batches: Vec<i64> = runs.iter().map(|(_, l)| l.batch).collect();
+    let ords: Vec<i32> = runs.iter().map(|(_, l)| l.ord).collect();
+    let counts: Vec<i64> = runs.iter().map(|(_, l)| l.records).collect();
+    let status: Vec<&str> = runs.iter().map(|(_, l)| l.run.status.as_str()).collect();
+    let replay: Vec<bool> = runs.iter().map(|(_, l)| l.run.replay).collect();
+    let agent: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.agent).collect();
+    let fixture: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.fixture).collect();
+    let task: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.task).collect();
+    let worker: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.worker).collect();
+    let class: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.class.as_deref()).collect();
+    let attempt: Vec<i64> = runs.iter().map(|(_, l)| l.run.attempt as i64).collect();
+    let started: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.started_ms)).collect();
+    let closed: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.run.closed_ms)).collect();
+    let duration: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.run.duration_ms)).collect();
+    let timeout: Vec<i64> = runs.iter().map(|(_, l)| l.run.timeout_ms).collect();
+    let newer = "(EXCLUDED.batch, EXCLUDED.ord) > (r.batch, r.ord)";
+    let replaced = [
+        "batch",
+        "ord",
+        "status",
+        "replay",
+        "agent_name",
+        "fixture_id",
+        "task_id",
+        "worker",
+        "class",
+        "attempt",
+        "closed_ms",
+        "duration_ms",
+        "timeout_ms",
+    ]
+    .iter()
+    .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE r.{c} END"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    let sql = format!(
+        "INSERT INTO agent_replay.runs AS r (run_id, batch, ord, records, status, replay, \
+               agent_name, fixture_id, task_id, worker, class, attempt, started_ms, closed_ms, \
+               duration_ms, timeout_ms) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int8[], $5::text[], \
+               $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+               $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+             ON CONFLICT (run_id) DO UPDATE SET records = r.records + EXCLUDED.records, \
+               started_ms = CASE WHEN {newer} THEN COALESCE(EXCLUDED.started_ms, r.started_ms) \
+                 ELSE COALESCE(r.started_ms, EXCLUDED.started_ms) END, {replaced}"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &ids, &batches, &ords, &counts, &status, &replay, &agent, &fixture, &task, &worker,
+            &class, &attempt, &started, &closed, &duration, &timeout,
+        ],
+    )
+    .map_err(|e| error("write", url, db(e)))?;
+    Ok(())
+}
+
 fn parse_status(s: &str) -> Status {
     serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Status::Failed)
 }
@@ -786,103 +993,12 @@ impl<'a> Tx<'a> {
             }
             writer.finish().map_err(e)?;
         }
-        // The fold of this batch: per run its last record, how many, the last start known.
-        struct Last<'r> {
-            ord: i32,
-            records: i64,
-            run: Compact<'r>,
-            started_ms: i64,
-        }
-        let mut last: HashMap<&str, Last> = HashMap::new();
-        for (i, r) in rows.iter().enumerate() {
-            let run = r.run.compact();
-            let ord = first_ord + i as i32;
-            let started = run.started_ms;
-            match last.get_mut(r.run.run_id.as_ref()) {
-                Some(l) => {
-                    l.ord = ord;
-                    l.records += 1;
-                    if started != i64::MIN {
-                        l.started_ms = started;
-                    }
-                    l.run = run;
-                }
-                None => {
-                    last.insert(
-                        r.run.run_id.as_ref(),
-                        Last {
-                            ord,
-                            records: 1,
-                            run,
-                            started_ms: started,
-                        },
-                    );
-                }
-            }
-        }
-        // Sorted, so concurrent writers lock rows in one order and never deadlock.
-        let mut runs: Vec<(&str, Last)> = last.into_iter().collect();
-        runs.sort_by(|a, b| a.0.cmp(b.0));
-        let known = |ms: i64| (ms != i64::MIN).then_some(ms);
-        let ids: Vec<&str> = runs.iter().map(|(id, _)| *id).collect();
-        let batches: Vec<i64> = vec![batch; runs.len()];
-        let ords: Vec<i32> = runs.iter().map(|(_, l)| l.ord).collect();
-        let counts: Vec<i64> = runs.iter().map(|(_, l)| l.records).collect();
-        let status: Vec<&str> = runs.iter().map(|(_, l)| l.run.status.as_str()).collect();
-        let replay: Vec<bool> = runs.iter().map(|(_, l)| l.run.replay).collect();
-        let agent: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.agent).collect();
-        let fixture: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.fixture).collect();
-        let task: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.task).collect();
-        let worker: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.worker).collect();
-        let class: Vec<Option<&str>> = runs.iter().map(|(_, l)| l.run.class.as_deref()).collect();
-        let attempt: Vec<i64> = runs.iter().map(|(_, l)| l.run.attempt as i64).collect();
-        let started: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.started_ms)).collect();
-        let closed: Vec<Option<i64>> = runs.iter().map(|(_, l)| known(l.run.closed_ms)).collect();
-        let duration: Vec<Option<i64>> =
-            runs.iter().map(|(_, l)| known(l.run.duration_ms)).collect();
-        let timeout: Vec<i64> = runs.iter().map(|(_, l)| l.run.timeout_ms).collect();
-        let newer = "(EXCLUDED.batch, EXCLUDED.ord) > (r.batch, r.ord)";
-        let replaced = [
-            "batch",
-            "ord",
-            "status",
-            "replay",
-            "agent_name",
-            "fixture_id",
-            "task_id",
-            "worker",
-            "class",
-            "attempt",
-            "closed_ms",
-            "duration_ms",
-            "timeout_ms",
-        ]
-        .iter()
-        .map(|c| format!("{c} = CASE WHEN {newer} THEN EXCLUDED.{c} ELSE r.{c} END"))
-        .collect::<Vec<_>>()
-        .join(", ");
-        let sql = format!(
-            "INSERT INTO agent_replay.runs AS r (run_id, batch, ord, records, status, replay, \
-               agent_name, fixture_id, task_id, worker, class, attempt, started_ms, closed_ms, \
-               duration_ms, timeout_ms) \
-             SELECT * FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int8[], $5::text[], \
-               $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-               $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
-             ON CONFLICT (run_id) DO UPDATE SET records = r.records + EXCLUDED.records, \
-               started_ms = CASE WHEN {newer} THEN COALESCE(EXCLUDED.started_ms, r.started_ms) \
-                 ELSE COALESCE(r.started_ms, EXCLUDED.started_ms) END, {replaced}"
-        );
-        let e = self.db_err();
-        self.tx
-            .execute(
-                &sql,
-                &[
-                    &ids, &batches, &ords, &counts, &status, &replay, &agent, &fixture, &task,
-                    &worker, &class, &attempt, &started, &closed, &duration, &timeout,
-                ],
-            )
-            .map_err(e)?;
-        Ok(())
+        let url = self.url;
+        let records = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (batch, first_ord + i as i32, &r.run));
+        fold_runs(&mut self.tx, url, records)
     }
 
     /// The last record of each run in `ids`.

@@ -867,7 +867,7 @@ fn tls_with_a_password_that_is_never_shown_and_errors_that_say_what_to_do() {
     let out = ok(&["ledger", "migrate", "--ledger", &tls]);
     assert!(
         out.starts_with(
-            "created the ledger schema (version 1) in postgres://agent_replay:***@127.0.0.1:"
+            "created the ledger schema (version 2) in postgres://agent_replay:***@127.0.0.1:"
         ),
         "{out}"
     );
@@ -932,8 +932,77 @@ fn tls_with_a_password_that_is_never_shown_and_errors_that_say_what_to_do() {
     let err = failing(&tls);
     assert!(
         err.contains(
-            "schema is version 99, newer than this agent-replay knows (1): upgrade agent-replay"
+            "schema is version 99, newer than this agent-replay knows (2): upgrade agent-replay"
         ),
         "{err}"
     );
+}
+
+/// A database of an older schema is upgraded by `ledger migrate`, and runs folded by
+/// another build (or damaged) are re-folded from the records: the answers are the file's
+/// again.
+#[test]
+fn migrate_upgrades_an_older_schema_and_refolds_what_another_build_folded() {
+    let Some(url) = database("migrations") else {
+        return;
+    };
+    let project = TestProject::new();
+    let file = project.path().join("ledger.jsonl");
+    std::fs::copy(repo_root().join("examples/ledger/ledger.jsonl"), &file).unwrap();
+    ok(&["ledger", "push", file.to_str().unwrap(), "--to", &url]);
+    let f = file.to_str().unwrap();
+    let stats = |ledger: &str| {
+        ok(&[
+            "stats",
+            "--json",
+            "--by",
+            "fixture",
+            "--now",
+            "2026-05-09T00:00:00Z",
+            "--ledger",
+            ledger,
+        ])
+    };
+    let mut c = client(&url);
+    let refused = |c: &mut postgres::Client, sql: &str, says: &str| {
+        c.batch_execute(sql).unwrap();
+        let out = agent_replay(&["stats", "--ledger", &url]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    };
+    // The schema as version 1 left it.
+    refused(
+        &mut c,
+        "ALTER TABLE agent_replay.version DROP COLUMN fold; UPDATE agent_replay.version SET version = 1",
+        "its schema is version 1, this agent-replay needs 2: run `agent-replay ledger migrate",
+    );
+    let out = ok(&["ledger", "migrate", "--ledger", &url]);
+    assert!(out.contains("from version 1 to 2"), "{out}");
+    assert_eq!(stats(f), stats(&url));
+    // Runs folded by another build's classifier: refused until re-folded.
+    refused(
+        &mut c,
+        "UPDATE agent_replay.version SET fold = 0; UPDATE agent_replay.runs SET class = 'made_up', status = 'RUNNING'",
+        "its runs were folded by another agent-replay (fold 0, this one folds 1)",
+    );
+    let out = ok(&["ledger", "migrate", "--ledger", &url]);
+    let runs = c
+        .query_one(
+            "SELECT count(DISTINCT run_id) FROM agent_replay.records",
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(
+        out.contains(&format!("re-folded {runs} run(s) from 98 record(s)")),
+        "{out}"
+    );
+    assert_eq!(stats(f), stats(&url));
+    // And on request, e.g. after a hand-made repair.
+    c.batch_execute("DELETE FROM agent_replay.runs WHERE run_id IN (SELECT run_id FROM agent_replay.runs LIMIT 5)").unwrap();
+    assert_ne!(stats(f), stats(&url));
+    ok(&["ledger", "migrate", "--refold", "--ledger", &url]);
+    assert_eq!(stats(f), stats(&url));
+    assert!(ok(&["ledger", "migrate", "--ledger", &url]).contains("nothing to do"));
 }
