@@ -214,6 +214,8 @@ pub struct CassetteIndex {
     /// Every tool with an interaction or a `tools` entry, in first-seen order.
     tool_names: Vec<String>,
     definitions: HashMap<String, Value>,
+    /// HTTP answers' token counts, read from a recording the first time it is replayed.
+    usage: Vec<std::cell::OnceCell<(Option<u64>, Option<u64>)>>,
 }
 
 impl CassetteIndex {
@@ -335,6 +337,7 @@ impl CassetteIndex {
         }
         CassetteIndex {
             used: vec![false; n],
+            usage: vec![std::cell::OnceCell::new(); n],
             gates,
             cassette,
             effects,
@@ -375,6 +378,17 @@ impl CassetteIndex {
             .http
             .as_ref()
             .expect("HTTP calls are answered by HTTP interactions only")
+    }
+
+    /// `(input_tokens, output_tokens)` of HTTP interaction `index`'s answer (rule 29).
+    pub fn usage_of(&self, index: usize) -> (Option<u64>, Option<u64>) {
+        *self.usage[index]
+            .get_or_init(|| crate::http::usage::of_response(&self.http_of(index).response))
+    }
+
+    /// How many interactions the cassette holds.
+    pub fn interaction_count(&self) -> usize {
+        self.cassette.interactions.len()
     }
 
     /// The interaction at `index`.

@@ -86,7 +86,7 @@ impl Session {
             (Decision::Replay, Some(i)) => {
                 let response = &self.cassette.http_of(i).response;
                 detail.status = response.status;
-                let (input, output) = crate::http::usage::of_response(response);
+                let (input, output) = self.cassette.usage_of(i);
                 detail.input_tokens = input;
                 detail.output_tokens = output;
                 detail.latency_ms = crate::http::usage::latency_ms(response);

@@ -36,7 +36,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(crate::host::cores().clamp(1, 2))
+            // Half the cores: the agents and their clients run on the rest. On two cores one
+            // worker answers more requests a second than two, which wait on each other.
+            .worker_threads((crate::host::cores() / 2).clamp(1, 4))
             .thread_name("agent-replay-http")
             .enable_all()
             .build()
@@ -62,6 +64,8 @@ struct Ctx {
     own: String,
     speed: ReplaySpeed,
     stop: watch::Receiver<bool>,
+    /// Recorded answers, by interaction, made ready when first replayed.
+    replies: Vec<OnceLock<Prebuilt>>,
     /// TLS clients for live forwarding, by `ca_file`.
     clients:
         Mutex<std::collections::HashMap<Option<std::path::PathBuf>, Arc<rustls::ClientConfig>>>,
@@ -105,7 +109,13 @@ impl Endpoint {
         let _guard = rt.enter();
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let (tx, rx) = watch::channel(false);
+        let recordings = session
+            .lock()
+            .expect("session lock")
+            .cassette
+            .interaction_count();
         let ctx = Arc::new(Ctx {
+            replies: (0..recordings).map(|_| OnceLock::new()).collect(),
             session,
             upstreams,
             ca,
@@ -225,7 +235,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>, kind: Lis
                 };
                 // Every stream event leaves in its own segment, without a delayed ACK's wait.
                 let _ = stream.set_nodelay(true);
-                let io = Prefixed { prefix: Bytes::new(), inner: stream };
+                let io = Prefixed::new(Bytes::new(), stream);
                 match kind {
                     Listener::Front => conns.spawn(serve(TokioIo::new(io), ctx.clone(), None)),
                     Listener::Plain => {
@@ -377,19 +387,20 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
         body: Body::from_bytes(&body, content_type.as_deref()),
     };
     let allow_writes = upstream.as_ref().is_some_and(|u| u.allow_writes);
-    let (answer, response) = {
+    let (answer, prebuilt) = {
         let mut session = ctx.session.lock().expect("session lock");
         let answer = session.call_http(call, allow_writes);
-        let response = match &answer {
-            HttpAnswer::Recorded(i) | HttpAnswer::RecordedDrift(i, _) => {
-                Some(session.cassette.http_of(*i).response.clone())
-            }
+        let prebuilt = match &answer {
+            HttpAnswer::Recorded(i) | HttpAnswer::RecordedDrift(i, _) => Some(
+                ctx.replies[*i]
+                    .get_or_init(|| Prebuilt::of(&session.cassette.http_of(*i).response)),
+            ),
             _ => None,
         };
-        (answer, response)
+        (answer, prebuilt)
     };
-    match (answer, response) {
-        (HttpAnswer::Recorded(_), Some(r)) => recorded_reply(r, ctx.speed),
+    match (answer, prebuilt) {
+        (HttpAnswer::Recorded(_), Some(r)) => r.reply(ctx.speed),
         (HttpAnswer::Unrecorded(body), _) => unrecorded_reply(body),
         (HttpAnswer::Forward(pending), _) => {
             let (answer, name) = send_live(&ctx, method, url, headers, body, upstream).await;
@@ -399,7 +410,7 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
                 .expect("session lock")
                 .finish_forward(*pending, &answer, &name);
             match (finished, answer) {
-                (Ok(()), Ok(r)) => recorded_reply(r, ReplaySpeed::Instant),
+                (Ok(()), Ok(r)) => Prebuilt::of(&r).reply(ReplaySpeed::Instant),
                 (Err(body), _) | (Ok(()), Err(body)) => Response::builder()
                     .status(StatusCode::BAD_GATEWAY)
                     .header("content-type", "application/json")
@@ -415,7 +426,7 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
                 .lock()
                 .expect("session lock")
                 .finish_drift(*pending, i, &answer, &name);
-            recorded_reply(r, ctx.speed)
+            r.reply(ctx.speed)
         }
         (HttpAnswer::Recorded(_) | HttpAnswer::RecordedDrift(..), None) => {
             unreachable!("a recorded answer has its response")
@@ -535,6 +546,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
         let Prefixed {
             prefix,
             inner: stream,
+            ..
         } = parts.io.into_inner();
         // hyper hands back what it read past the CONNECT; anything we held comes first.
         let read_buf = if prefix.is_empty() {
@@ -547,10 +559,7 @@ fn connect(req: Request<Incoming>, ctx: Arc<Ctx>) -> Reply {
             Some(b) => *b == 0x16,
             None => matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16),
         };
-        let io = Prefixed {
-            prefix: read_buf,
-            inner: stream,
-        };
+        let io = Prefixed::new(read_buf, stream);
         let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
         let authority = if port == default_port {
             host.clone()
@@ -608,6 +617,28 @@ async fn serve_tls_by_sni(io: Prefixed, ctx: Arc<Ctx>) {
 struct Prefixed {
     prefix: Bytes,
     inner: TcpStream,
+    ack: Ack,
+}
+
+/// Whether what was read from a connection has been acknowledged.
+#[derive(Clone, Copy)]
+enum Ack {
+    /// By a write, or a quick ACK.
+    Sent,
+    /// Bytes were read since.
+    Owed,
+    /// And the reader found nothing more once: if it finds nothing again, ACK them alone.
+    Waiting,
+}
+
+impl Prefixed {
+    fn new(prefix: Bytes, inner: TcpStream) -> Prefixed {
+        Prefixed {
+            prefix,
+            inner,
+            ack: Ack::Sent,
+        }
+    }
 }
 
 impl AsyncRead for Prefixed {
@@ -624,8 +655,21 @@ impl AsyncRead for Prefixed {
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let _ = rustix::net::sockopt::set_tcp_quickack(&self.inner, true);
+        match (polled.is_pending(), self.ack) {
+            (false, _) if buf.filled().len() > before => self.ack = Ack::Owed,
+            // hyper also reads while the answer is being made (to see a hang-up): give
+            // the answer, which carries the ACK, one turn before asking for an ACK alone.
+            (true, Ack::Owed) => {
+                self.ack = Ack::Waiting;
+                cx.waker().wake_by_ref();
+            }
+            // Still nothing written: the client may be holding the rest of its request
+            // back until the start is acknowledged.
+            (true, Ack::Waiting) => {
+                self.ack = Ack::Sent;
+                let _ = rustix::net::sockopt::set_tcp_quickack(&self.inner, true);
+            }
+            _ => {}
         }
         polled
     }
@@ -637,7 +681,12 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            // What was read is acknowledged by the answer's segment.
+            self.ack = Ack::Sent;
+        }
+        polled
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -660,61 +709,102 @@ fn replayable(name: &str) -> bool {
     )
 }
 
-fn recorded_reply(r: crate::fixture::format::HttpResponse, speed: ReplaySpeed) -> Reply {
-    let (body, default_type) = if let Some(events) = &r.events {
-        let mut frames = VecDeque::with_capacity(events.len());
-        for e in events {
-            let mut out = Vec::new();
-            super::sse::encode(e, &mut out);
-            frames.push_back((Bytes::from(out), e.delay_ms));
-        }
-        (ReplyBody::events(frames, speed), "text/event-stream")
-    } else if let Some(raw) = &r.body {
-        (
-            ReplyBody::full(Bytes::copy_from_slice(raw.get().as_bytes())),
-            "application/json",
-        )
-    } else if let Some(t) = &r.body_text {
-        (
-            ReplyBody::full(Bytes::copy_from_slice(t.as_bytes())),
-            "text/plain; charset=utf-8",
-        )
-    } else if let Some(b) = &r.body_b64 {
-        (
-            ReplyBody::full(Bytes::from(crate::base64::decode(b).unwrap_or_default())),
-            "application/octet-stream",
-        )
-    } else {
-        (ReplyBody::empty(), "")
-    };
-    let mut builder =
-        Response::builder().status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK));
-    let mut has_type = false;
-    for (k, v) in &r.headers {
-        let name = k.to_ascii_lowercase();
-        if !replayable(&name) || crate::http::call::is_credential(&name, &[]) {
-            continue;
-        }
-        if name == "content-type" {
-            has_type = true;
-            if r.events.is_some() {
+/// A recorded answer made ready once to be sent any number of times: its body and
+/// header values are shared, not copied, by every reply.
+struct Prebuilt {
+    status: StatusCode,
+    headers: hyper::http::HeaderMap,
+    body: Prepared,
+}
+
+enum Prepared {
+    Full(Bytes),
+    Events(Vec<(Bytes, f64)>),
+}
+
+impl Prebuilt {
+    fn of(r: &crate::fixture::format::HttpResponse) -> Prebuilt {
+        let (body, default_type) = if let Some(events) = &r.events {
+            let frames = events
+                .iter()
+                .map(|e| {
+                    let mut out = Vec::new();
+                    super::sse::encode(e, &mut out);
+                    (Bytes::from(out), e.delay_ms)
+                })
+                .collect();
+            (Prepared::Events(frames), "text/event-stream")
+        } else if let Some(raw) = &r.body {
+            (
+                Prepared::Full(Bytes::copy_from_slice(raw.get().as_bytes())),
+                "application/json",
+            )
+        } else if let Some(t) = &r.body_text {
+            (
+                Prepared::Full(Bytes::copy_from_slice(t.as_bytes())),
+                "text/plain; charset=utf-8",
+            )
+        } else if let Some(b) = &r.body_b64 {
+            (
+                Prepared::Full(Bytes::from(crate::base64::decode(b).unwrap_or_default())),
+                "application/octet-stream",
+            )
+        } else {
+            (Prepared::Full(Bytes::new()), "")
+        };
+        let streamed = matches!(body, Prepared::Events(_));
+        let mut headers = hyper::http::HeaderMap::new();
+        let mut has_type = false;
+        for (k, v) in &r.headers {
+            let name = k.to_ascii_lowercase();
+            if !replayable(&name) || crate::http::call::is_credential(&name, &[]) {
                 continue;
             }
+            if name == "content-type" {
+                has_type = true;
+                if streamed {
+                    continue;
+                }
+            }
+            if let (Ok(name), Ok(value)) = (
+                hyper::http::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.append(name, value);
+            }
         }
-        if let Ok(value) = HeaderValue::from_str(v) {
-            builder = builder.header(name, value);
+        if streamed {
+            headers.insert(
+                hyper::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(
+                hyper::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+        } else if !has_type && !default_type.is_empty() {
+            headers.insert(
+                hyper::http::header::CONTENT_TYPE,
+                HeaderValue::from_static(default_type),
+            );
+        }
+        Prebuilt {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            headers,
+            body,
         }
     }
-    if r.events.is_some() {
-        builder = builder
-            .header("content-type", "text/event-stream")
-            .header("cache-control", "no-cache");
-    } else if !has_type && !default_type.is_empty() {
-        builder = builder.header("content-type", default_type);
+
+    fn reply(&self, speed: ReplaySpeed) -> Reply {
+        let body = match &self.body {
+            Prepared::Full(b) => ReplyBody::full(b.clone()),
+            Prepared::Events(frames) => ReplyBody::events(frames.iter().cloned().collect(), speed),
+        };
+        let mut reply = Response::new(body);
+        *reply.status_mut() = self.status;
+        *reply.headers_mut() = self.headers.clone();
+        reply
     }
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(ReplyBody::empty()))
 }
 
 fn unrecorded_reply(body: String) -> Reply {

@@ -15,6 +15,7 @@ mod generate;
 mod hostile;
 mod http_live;
 mod http_sdks;
+mod http_wire;
 mod ledger;
 mod ledger_postgres;
 mod live_tools;
