@@ -320,7 +320,7 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
         }
         _ => match route(&ctx.upstreams, &path_and_query) {
             Ok((url, up)) => {
-                routed = Some(up.clone());
+                routed = Some(up);
                 url
             }
             Err(message) => {
@@ -376,9 +376,8 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
         }
     };
     let raw_query = url.split_once('?').map(|(_, q)| q.to_string());
-    let upstream = routed.or_else(|| {
-        super::upstream::for_origin(&ctx.upstreams, &target.scheme, &target.authority).cloned()
-    });
+    let upstream = routed
+        .or_else(|| super::upstream::for_origin(&ctx.upstreams, &target.scheme, &target.authority));
     let call = HttpCall {
         method: method.clone(),
         target,
@@ -442,16 +441,14 @@ async fn send_live(
     url: String,
     headers: Vec<(String, String)>,
     body: Bytes,
-    upstream: Option<Upstream>,
+    upstream: Option<&Upstream>,
 ) -> (Result<crate::fixture::format::HttpResponse, String>, String) {
-    let out = outgoing(method, url, headers, body, upstream.as_ref());
-    let answer = match ctx.client_config(upstream.as_ref()) {
+    let out = outgoing(method, url, headers, body, upstream);
+    let answer = match ctx.client_config(upstream) {
         Ok(tls) => super::live::forward(out, tls).await,
         Err(e) => Err(e),
     };
-    let name = upstream
-        .map(|u| u.name)
-        .unwrap_or_else(|| "(the host itself)".into());
+    let name = upstream.map_or_else(|| "(the host itself)".into(), |u| u.name.clone());
     (answer, name)
 }
 

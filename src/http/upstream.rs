@@ -122,8 +122,12 @@ pub fn for_origin<'a>(
     scheme: &str,
     authority: &str,
 ) -> Option<&'a Upstream> {
-    let origin = format!("{scheme}://{authority}");
-    upstreams.iter().find(|u| u.origin == origin)
+    upstreams.iter().find(|u| {
+        u.origin
+            .strip_prefix(scheme)
+            .and_then(|r| r.strip_prefix("://"))
+            == Some(authority)
+    })
 }
 
 #[cfg(test)]

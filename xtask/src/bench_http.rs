@@ -136,6 +136,98 @@ impl Drop for Server {
     }
 }
 
+/// The name of the helper that serves [`ceiling_server`] in a process of its own, as our
+/// endpoint and the peers run.
+pub const CEILING: &str = "bench-http-ceiling";
+
+/// The ceiling of the HTTP stack itself, started as its own process; see [`ceiling_server`].
+fn hyper_ceiling(body: &Path) -> Result<(Server, u16), String> {
+    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .arg(CEILING)
+        .arg(body)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let port = line
+        .trim()
+        .parse()
+        .map_err(|_| "the ceiling server printed no port")?;
+    Ok((Server(child), port))
+}
+
+/// `xtask bench-http-ceiling BODY`: hyper on one tokio worker (as our endpoint runs on two
+/// cores) answering every request with the bytes of BODY after reading the request's,
+/// nothing else; prints its port, serves until killed.
+pub fn ceiling_server(args: &[String]) -> Result<(), String> {
+    let body = bytes::Bytes::from(
+        std::fs::read(args.first().ok_or("usage: bench-http-ceiling BODY")?)
+            .map_err(|e| e.to_string())?,
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        listener.local_addr().map_err(|e| e.to_string())?.port()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_io()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let body = body.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let _ = req.into_body().collect().await;
+                            let mut reply = hyper::Response::new(http_body_util::Full::new(body));
+                            reply.headers_mut().insert(
+                                "content-type",
+                                hyper::header::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, std::convert::Infallible>(reply)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// `wrk -t1 -c8` POSTing the chat request for `seconds`: requests/s.
+fn wrk_rps(dir: &Path, url: &str, seconds: u32) -> Option<f64> {
+    let lua = dir.join("ceiling.lua");
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+        serde_json::to_string(&request(false).to_string()).ok()?
+    );
+    std::fs::write(&lua, script).ok()?;
+    let out = Command::new("wrk")
+        .args(["-t1", "-c8", &format!("-d{seconds}s"), "-s"])
+        .arg(&lua)
+        .arg(url)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -308,9 +400,15 @@ pub fn run(target: &Path, quick: bool) -> Result<(), String> {
         None => None,
     };
 
+    let (_ceiling, ceiling_port) = hyper_ceiling(&d.join("body.json"))?;
     let rounds = if quick { 1 } else { 3 };
-    let (mut ours, mut floor, mut peer) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut floor, mut peer, mut ceiling) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
+        if wrk > 0 {
+            let url = format!("http://127.0.0.1:{ceiling_port}/v1/chat/completions");
+            ceiling.extend(wrk_rps(d, &url, wrk));
+        }
         let out = Command::new(target.join("agent-replay"))
             .args(["run", "fixtures", "--jobs", "1", "--ledger"])
             .arg(d.join("ledger.jsonl"))
@@ -370,6 +468,10 @@ pub fn run(target: &Path, quick: bool) -> Result<(), String> {
         println!("  llmposter {LLMPOSTER}: median latency {p_lat:.3} ms (agent-replay/llmposter {:.2}×, goal ≤ 1), stream {p_st:.2} ms", o_lat / p_lat);
         if let (Some(o), Some(p)) = (rps(&ours), rps(&peer)) {
             println!("  llmposter {LLMPOSTER}: {p:.0} requests/s (agent-replay/llmposter {:.2}×, goal ≥ 3)", o / p);
+            if !ceiling.is_empty() {
+                let c = median(ceiling.clone());
+                println!("  the stack's ceiling, bare hyper answering a fixed body: {c:.0} requests/s ({:.2}× llmposter; agent-replay reaches {:.0}% of it)", c / p, 100.0 * o / c);
+            }
         }
         println!(
             "  llmposter stream: {} data lines (recorded: {})",
