@@ -140,14 +140,12 @@ impl Drop for Server {
 /// endpoint and the peers run.
 pub const CEILING: &str = "bench-http-ceiling";
 
-/// The ceiling of the HTTP stack itself, started as its own process; see [`ceiling_server`].
-fn hyper_ceiling(body: &Path) -> Result<(Server, u16), String> {
-    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .arg(CEILING)
-        .arg(body)
+/// Starts a server that prints its port on its first line of output; it and that port.
+fn serve(mut cmd: Command, what: &str) -> Result<(Server, u16), String> {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{what}: {e}"))?;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?)
         .read_line(&mut line)
@@ -155,8 +153,15 @@ fn hyper_ceiling(body: &Path) -> Result<(Server, u16), String> {
     let port = line
         .trim()
         .parse()
-        .map_err(|_| "the ceiling server printed no port")?;
+        .map_err(|_| format!("{what} printed no port"))?;
     Ok((Server(child), port))
+}
+
+/// The ceiling of the HTTP stack itself, started as its own process; see [`ceiling_server`].
+fn hyper_ceiling(body: &Path) -> Result<(Server, u16), String> {
+    let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    cmd.arg(CEILING).arg(body);
+    serve(cmd, "the ceiling server")
 }
 
 /// `xtask bench-http-ceiling BODY`: hyper on one tokio worker (as our endpoint runs on two
@@ -354,23 +359,12 @@ pub fn run(target: &Path, quick: bool) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
 
-    let mut bare = Command::new("python3")
-        .arg(d.join("bare_server.py"))
+    let mut bare = Command::new("python3");
+    bare.arg(d.join("bare_server.py"))
         .args([d.join("body.json"), d.join("events.txt")])
-        .stdout(Stdio::piped())
         // wrk hangs up mid-answer when its time is up; the tracebacks say nothing.
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    std::io::BufReader::new(bare.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let bare_port: u16 = line
-        .trim()
-        .parse()
-        .map_err(|_| "the bare server printed no port")?;
-    let _bare = Server(bare);
+        .stderr(Stdio::null());
+    let (_bare, bare_port) = serve(bare, "the bare server")?;
 
     let poster = llmposter(&root).map(|bin| -> Result<(Server, u16), String> {
         let port = free_port();
