@@ -53,17 +53,26 @@ from __future__ import annotations
 import atexit
 import fcntl
 import itertools
+import _thread
 import json
 import math
 import os
-import signal
-import socket
 import sys
-import threading
 import time
-# base64, datetime, hashlib and uuid serve the production backend only: imported where
-# used, so an agent under the harness does not pay for them at start-up.
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
+
+# An agent pays for every module imported here before its first call, and under the
+# harness only the gateway's few needs count: base64, datetime, hashlib, uuid, signal and
+# threading serve the production backend and are imported where used; the socket is the
+# C module's (the `socket` package adds ~3 ms of imports for features not used here);
+# typing is for type checkers only (~4 ms), annotations being strings.
+try:
+    import _socket as _sockets
+except ImportError:  # an interpreter without the C module
+    import socket as _sockets  # type: ignore[no-redef]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 __all__ = [
     "Backend",
@@ -128,7 +137,12 @@ RECORD_FIELDS = (
     "duration_ms", "tool_calls",
 )
 
-Impl = Callable[[Dict[str, Any]], Any]
+if TYPE_CHECKING:
+    Impl = Callable[[Dict[str, Any]], Any]
+    _Interface = Protocol
+else:
+    Impl = object  # a callable taking the arguments dict; spelled out for type checkers
+    _Interface = object
 
 
 class GatewayError(Exception):
@@ -240,12 +254,14 @@ def append_line(path: str, line: bytes, *, sync: bool = False, mode: int = 0o644
         if _appending.depth == 0 and getattr(_appending, "sigterm", False):
             # SIGTERM arrived while this thread held the lock: handle it now.
             _appending.sigterm = False
+            import signal  # already loaded: the handler that set the flag imported it
+
             _on_sigterm(signal.SIGTERM, None)
 
 
 # Per thread: how deep in append_line it is, and whether SIGTERM waits for it to finish
 # (the handler runs on the main thread and would deadlock on a lock that thread holds).
-_appending = threading.local()
+_appending = _thread._local()
 
 
 def _append_locked(path: str, line: bytes, sync: bool, mode: int) -> None:
@@ -344,7 +360,7 @@ def _hash_file(path: str) -> Tuple[str, int]:
 # ------------------------------------------------------------------------ backends
 
 
-class Backend(Protocol):
+class Backend(_Interface):
     """Where the client's calls go: the gateway under the harness, files in production."""
 
     def start_run(self, envelope: Dict[str, Any], raw: bytes, **options: Any) -> Dict[str, Any]: ...
@@ -393,7 +409,7 @@ def _wire_encode(obj: Any) -> str:
 
 # How long a request polls for its reply before it sleeps (see GatewayBackend._poll).
 _POLL_SECONDS = 100e-6
-_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_MSG_DONTWAIT = getattr(_sockets, "MSG_DONTWAIT", 0)
 
 _WIRE_DECODER = json.JSONDecoder()
 _scan_once = _WIRE_DECODER.scan_once
@@ -423,15 +439,15 @@ class GatewayBackend:
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_sockets.socket] = None
         # Bytes received after the last complete line (none, with one request at a time).
         self._pending = bytearray()
         self._poll_first = False
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def _connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _sockets.socket(_sockets.AF_UNIX, _sockets.SOCK_STREAM)
         try:
             sock.connect(self.socket_path)
         except OSError as exc:
@@ -491,13 +507,22 @@ class GatewayBackend:
 
     def request(self, method: str, params: Dict[str, Any]) -> Any:
         """Send one request and return its ``result``; raise GatewayError on ``error``."""
+        return self._exchange(
+            '{"jsonrpc":"2.0","id":%d,"method":%s,"params":%s}\n',
+            (_wire_encode(method), _wire_encode(params)),
+            method,
+        )
+
+    def _exchange(self, template: str, parts: Tuple[str, str], method: str) -> Any:
+        """Send ``template % (id, *parts)`` (one request line) and return its ``result``."""
         with self._lock:
-            if self._sock is None:
+            sock = self._sock
+            if sock is None:
                 self._connect()
-            assert self._sock is not None
+                sock = self._sock
+            assert sock is not None
             req_id = next(self._ids)
-            line = _wire_encode({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params})
-            self._sock.sendall((line + "\n").encode("utf-8"))
+            sock.sendall((template % (req_id, *parts)).encode("utf-8"))
             raw = self._read_line()
         if not raw:
             raise RuntimeError(f"agent_replay: the gateway closed the connection during {method}")
@@ -532,8 +557,13 @@ class GatewayBackend:
     def call_tool(
         self, name: str, arguments: Dict[str, Any], impl: Optional[Impl] = None, effect: Optional[str] = None
     ) -> Dict[str, Any]:
-        # impl and effect are production-only: the cassette answers here.
-        return self.request("tools/call", {"name": name, "arguments": arguments})
+        # impl and effect are production-only: the cassette answers here. The envelope
+        # is spelled out: only the name and the arguments go through the encoder.
+        return self._exchange(
+            '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%s,"arguments":%s}}\n',
+            (_wire_encode(name), _wire_encode(arguments)),
+            "tools/call",
+        )
 
     def record_event(self, name: str, data: Any) -> None:
         self.request("run/event", {"name": name, "data": data})
@@ -580,14 +610,14 @@ class _OpenRun:
         self.closed = False
         # Re-entrant: the SIGTERM handler may close the run while the main thread is
         # between two statements of a write.
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()
 
 
 # Production backends with a run still open, for the exit hooks. Strong references: a
 # Client dropped while its run is open must still have that run closed at exit.
 _live_backends: "Set[ProductionBackend]" = set()
 _hooks_installed = False
-_hooks_lock = threading.Lock()
+_hooks_lock = _thread.allocate_lock()
 _last_uncaught: List[str] = []
 
 
@@ -610,6 +640,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     if getattr(_appending, "depth", 0):
         _appending.sigterm = True
         return
+    import signal
+
     _close_abandoned("aborted", "terminated by SIGTERM before closing the run")
     # Die of the signal, as the default action would have: the exit status stays honest.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -618,6 +650,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _install_exit_hooks(handle_signals: bool) -> None:
     global _hooks_installed
+    import signal
+    import threading
+
     with _hooks_lock:
         if _hooks_installed:
             return
@@ -1055,10 +1090,10 @@ class Client:
         ``isError: true``.
         """
         args = {} if arguments is None else arguments
-        backend = self.backend
+        backend = self._backend or self.backend
         if type(backend) is GatewayBackend:
             # Under the harness: nothing to start or register, straight to the wire.
-            return backend.request("tools/call", {"name": name, "arguments": args})
+            return backend.call_tool(name, args)
         if impl is None and name in self._tools:
             impl, registered_effect = self._tools[name]
             effect = effect or registered_effect
@@ -1168,12 +1203,15 @@ class Run:
 # ------------------------------------------------------------- module-level API
 
 _default: Optional[Client] = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def default_client() -> Client:
     """The process-wide client behind the module-level functions."""
     global _default
+    client = _default
+    if client is not None:  # set once, never unset: no lock needed to read it
+        return client
     with _default_lock:
         if _default is None:
             _default = Client()

@@ -39,6 +39,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return spawn_overhead(&target, fixtures, true);
     }
     let calls = if quick { 2_000 } else { 20_000 };
+    if args.first().map(String::as_str) == Some("calls") {
+        super::bench_calls::round_trip(&target, calls)?;
+        return super::bench_calls::python_session(&target, quick);
+    }
     println!(
         "agent-replay bench ({} mode)\n",
         if quick { "quick" } else { "full" }

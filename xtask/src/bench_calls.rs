@@ -466,6 +466,16 @@ pub fn python_session(target: &Path, quick: bool) -> Result<(), String> {
         agent_dir.join("agent_replay.py"),
     )
     .map(drop))?;
+    // Byte-compiled once, as pip does for AgentTape when it installs it: otherwise, under
+    // PYTHONDONTWRITEBYTECODE, every run would compile the client again (~15 ms).
+    let compiled = Command::new(&venv_python)
+        .args(["-m", "py_compile"])
+        .arg(agent_dir.join("agent_replay.py"))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !compiled.success() {
+        return Err("python -m py_compile failed on the client".into());
+    }
     // `n` is how many of the recorded calls the agent makes.
     let command = |n: usize| {
         format!(

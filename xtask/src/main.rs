@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Some(bench_cassette::MEASURE) => bench_cassette::measure_child(&args[1..]),
         Some("bench-calls") => bench_calls::helper(&args[1..]),
         Some(bench_http::CEILING) => bench_http::ceiling_server(&args[1..]),
-        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|cassette|http|ledger|postgres [--records N,N]] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask soak ledger [--records N] [--writers W] | cargo xtask fuzz [--seconds N] [--seed S] | cargo xtask test [-- CARGO TEST ARGS]".to_string()),
+        _ => Err("usage: cargo xtask schemas [--check] | cargo xtask bench [--quick] [spawn|strict|calls|cassette|http|ledger|postgres [--records N,N]] | cargo xtask soak [--fixtures N] [--rounds R] [--jobs J,J] | cargo xtask soak ledger [--records N] [--writers W] | cargo xtask fuzz [--seconds N] [--seed S] | cargo xtask test [-- CARGO TEST ARGS]".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
