@@ -87,7 +87,7 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The system's PEM bundle, read once: the first of the usual places that exists.
-fn system_roots_pem() -> &'static str {
+pub(crate) fn system_roots_pem() -> &'static str {
     static PEM: OnceLock<String> = OnceLock::new();
     PEM.get_or_init(|| {
         let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 /// The largest request body read; a bigger one is answered 413.
 const MAX_BODY: usize = 64 << 20;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
