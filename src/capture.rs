@@ -29,18 +29,21 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let envelope: Value = match &opts.input {
+    // The envelope's exact bytes: `input_sha256` is over them (rule 18) and they go into
+    // the start line verbatim.
+    let raw: Vec<u8> = match &opts.input {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--input {}: {e}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| format!("--input {}: not JSON: {e}", path.display()))?
+            std::fs::read(path).map_err(|e| format!("--input {}: {e}", path.display()))?
         }
         // No envelope given: one that names the run, so `generate` can make a fixture of it.
-        None => {
-            json!({"format": "agent-replay/input@1", "task_id": format!("capture-{run_id}"), "agent": opts.agent_name})
-        }
+        None => json!({"format": "agent-replay/input@1", "task_id": format!("capture-{run_id}"), "agent": opts.agent_name})
+            .to_string()
+            .into_bytes(),
     };
+    let envelope: Value = serde_json::from_slice(&raw).map_err(|e| {
+        let path = opts.input.as_deref().unwrap_or(Path::new("--input"));
+        format!("--input {}: not JSON: {e}", path.display())
+    })?;
     let mut trace = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -50,9 +53,9 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
     let start = json!({
         "type": "start",
         "capture": true,
-        "run": {"run_id": run_id, "run_type": "production", "agent_name": opts.agent_name,
-                "task_id": envelope.get("task_id"), "started_at": started_at, "status": "running"},
+        "run": start_record(&run_id, &opts.agent_name, &envelope, &raw, &started_at),
         "input": envelope,
+        "workspace": {},
     });
     write_line(&mut trace, &start, &opts.trace)?;
 
@@ -69,7 +72,7 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
         None,
         cwd.clone(),
         cwd.clone(),
-        opts.redactor.clone(),
+        opts.redactor.with_live_keys(&opts.upstreams),
     );
     session.forward_all = true;
     session.recording = true;
@@ -190,6 +193,57 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
         }
     );
     Ok(code)
+}
+
+/// The run record of the trace's start line (§7's fields, status `RUNNING`), as the
+/// client libraries write it for a production run.
+fn start_record(
+    run_id: &str,
+    agent: &str,
+    envelope: &Value,
+    raw: &[u8],
+    started_at: &str,
+) -> Value {
+    let text = |key: &str| envelope.get(key).filter(|v| v.is_string()).cloned();
+    let strings = |key: &str| {
+        envelope
+            .get(key)
+            .filter(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+            .cloned()
+    };
+    let attempt = envelope
+        .get("attempt")
+        .map_or(Some(json!(1)), |v| v.is_u64().then(|| v.clone()));
+    let timeout = envelope.get("timeout_seconds").map_or(
+        Some(json!(crate::fixture::format::default_timeout())),
+        |v| v.is_number().then(|| v.clone()),
+    );
+    json!({
+        "run_id": run_id,
+        "run_type": "production",
+        "fixture_id": null,
+        "task_id": text("task_id"),
+        "attempt": attempt,
+        "agent_name": agent,
+        "started_at": started_at,
+        "closed_at": null,
+        "code_version": std::env::var("AGENT_REPLAY_CODE_VERSION").ok(),
+        "model": text("model"),
+        "prompt_version": text("prompt_version"),
+        "tool_allowlist": strings("tool_allowlist"),
+        "timeout_seconds": timeout,
+        "input_sha256": crate::sandbox::sha256_hex(raw),
+        "state_refs": strings("state_refs").unwrap_or_else(|| json!([])),
+        "artifact_refs": [],
+        "status": "RUNNING",
+        "failure_class": null,
+        "failure_reason": null,
+        "verdict": null,
+        "reasons": null,
+        "mode": null,
+        "duration_ms": null,
+        "tool_calls": 0,
+    })
 }
 
 fn absolute(cwd: &Path, p: &Path) -> PathBuf {

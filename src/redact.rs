@@ -24,8 +24,9 @@ pub struct Redactor {
     /// `None` for the default redactor, which uses the built-in set.
     set: Option<Arc<RegexSet>>,
     pointers: Vec<String>,
-    /// Exact secrets first found at a pointer (kind `pointer`).
-    literals: Vec<String>,
+    /// Exact secrets with the kind their token names: found at a pointer (`pointer`) or
+    /// the live keys (`api_key`).
+    literals: Vec<(&'static str, String)>,
 }
 
 /// Object keys whose string value is a credential whatever its shape (HTTP headers).
@@ -138,7 +139,7 @@ impl Redactor {
     /// Whether redacting `text` could change it: a literal occurs in it or a pattern
     /// matches it. When not, every step of [`Redactor::redact_text`] leaves it as it is.
     fn may_redact(&self, text: &str) -> bool {
-        if self.literals.iter().any(|l| text.contains(l.as_str())) {
+        if self.literals.iter().any(|(_, l)| text.contains(l.as_str())) {
             return true;
         }
         if text.is_ascii() {
@@ -163,11 +164,11 @@ impl Redactor {
             return text.to_string();
         }
         let mut out = text.to_string();
-        for secret in &self.literals {
+        for (kind, secret) in &self.literals {
             if out.contains(secret.as_str()) {
                 let n = out.matches(secret.as_str()).count();
-                out = out.replace(secret.as_str(), &token("pointer", secret));
-                counts.extend(std::iter::repeat_n("pointer".to_string(), n));
+                out = out.replace(secret.as_str(), &token(kind, secret));
+                counts.extend(std::iter::repeat_n(kind.to_string(), n));
             }
         }
         for p in builtin().iter().chain(&self.custom) {
@@ -263,10 +264,26 @@ impl Redactor {
     /// A redactor that also replaces these exact secrets (found by pointer elsewhere),
     /// so a value redacted at one place is redacted wherever it appears.
     pub fn with_literals(&self, secrets: &[String]) -> Redactor {
+        self.with_exact("pointer", secrets)
+    }
+
+    /// A redactor that also replaces the real keys live mode adds on the way out
+    /// (rule 31), should an upstream echo one back: they are never recorded.
+    pub fn with_live_keys(&self, upstreams: &[crate::http::upstream::Upstream]) -> Redactor {
+        let keys: Vec<String> = upstreams
+            .iter()
+            .filter_map(|u| std::env::var(&u.api_key_env).ok())
+            .collect();
+        self.with_exact("api_key", &keys)
+    }
+
+    fn with_exact(&self, kind: &'static str, secrets: &[String]) -> Redactor {
         let mut r = self.clone();
         for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            r.literals.push(secret.clone());
+            r.literals.push((kind, secret.clone()));
         }
+        // The longest first: a secret that contains another is replaced whole.
+        r.literals.sort_by_key(|(_, s)| std::cmp::Reverse(s.len()));
         r
     }
 }

@@ -658,7 +658,11 @@ impl<'a> Run<'a> {
             fixture.input.tool_allowlist.clone(),
             sandbox.workspace.clone(),
             fixture.dir.clone(),
-            settings.redactor.clone(),
+            if settings.mode == Mode::Live {
+                settings.redactor.with_live_keys(&upstreams)
+            } else {
+                settings.redactor.clone()
+            },
         );
         session.credential_headers = credential_headers;
         session.model_routes = model_routes;

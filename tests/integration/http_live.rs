@@ -256,6 +256,52 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
 }
 
 #[test]
+fn a_live_key_the_upstream_echoes_back_is_never_recorded() {
+    let p0 = TestProject::new();
+    make_certs(&p0);
+    let up = Upstream::start(&p0, "live answer {x-token}");
+    let p = project(up.port, true);
+    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
+        p.write(f, &p0.read(f));
+    }
+    // The key goes out in a header no built-in pattern knows.
+    let config = p.read("agent-replay.toml") + "api_key_header = \"x-token\"\n";
+    p.write("agent-replay.toml", &config);
+    let recorded = p
+        .cmd()
+        .args(&[
+            "run",
+            "fixtures",
+            "--mode",
+            "live",
+            "--record",
+            "new",
+            "--json",
+            "report.json",
+        ])
+        .env("OPENAI_API_KEY", "echoed-live-key-4242")
+        .report();
+    assert_eq!(
+        recorded.verdict("chat"),
+        "passed",
+        "{}",
+        recorded.out.stdout
+    );
+    let text = p.read("fixtures/chat/tool_cassettes.json");
+    assert!(
+        !text.contains("echoed-live-key-4242"),
+        "the live key was recorded: {text}"
+    );
+    assert!(
+        text.contains(&agent_replay::redact::token(
+            "api_key",
+            "echoed-live-key-4242"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn live_tls_is_verified_and_writes_are_never_forwarded_unless_allowed() {
     let p0 = TestProject::new();
     make_certs(&p0);
@@ -365,6 +411,19 @@ fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upst
     let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["start", "http", "http", "close"]);
     assert_eq!(lines[0]["input"]["task_id"], "T-7");
+    // The start line's run is a whole run record (§7, §8), over the envelope's bytes.
+    let run = &lines[0]["run"];
+    assert_eq!(run["status"], "RUNNING");
+    assert_eq!(run["run_type"], "production");
+    assert_eq!(run["task_id"], "T-7");
+    assert_eq!(run["attempt"], 1);
+    assert_eq!(
+        run["input_sha256"].as_str().unwrap(),
+        agent_replay::sandbox::sha256_hex(p.read("task.json").as_bytes())
+    );
+    for field in ["fixture_id", "closed_at", "verdict", "mode", "duration_ms"] {
+        assert!(run[field].is_null(), "{field}: {}", run[field]);
+    }
     assert_eq!(lines[1]["seq"], 1);
     assert_eq!(
         lines[1]["response"]["body"]["choices"][0]["message"]["content"],

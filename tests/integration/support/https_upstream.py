@@ -2,10 +2,12 @@
 
 Usage: https_upstream.py CERT KEY LOG ANSWER. Prints its port on the first line, then
 serves until killed. Every request it gets is appended to LOG as one JSON line.
+`{x-token}` in ANSWER is replaced by the request's `x-token` header (an upstream that
+echoes its credential).
 """
 import http.server, json, ssl, sys
 
-cert, key, log, answer = sys.argv[1:5]
+cert, key, log, template = sys.argv[1:5]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -17,6 +19,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(n) or b"{}")
+        answer = template.replace("{x-token}", self.headers.get("x-token", ""))
         with open(log, "a") as f:
             f.write(json.dumps({"path": self.path, "authorization": self.headers.get("authorization"), "body": body}) + "\n")
         if self.path != "/v1/chat/completions":
