@@ -105,7 +105,12 @@ pub fn diff(args: DiffArgs) -> u8 {
 /// The interactions of a cassette file, or of a fixture directory's cassette.
 fn load(path: &Path) -> Result<Vec<Value>, String> {
     let file: PathBuf = if path.is_dir() {
-        path.join(crate::schema::Kind::Cassette.file_name())
+        let cassette = path.join(crate::schema::Kind::Cassette.file_name());
+        // A fixture without a cassette has recorded nothing (§1).
+        if !cassette.exists() && path.join(crate::schema::Kind::Input.file_name()).is_file() {
+            return Ok(Vec::new());
+        }
+        cassette
     } else {
         path.to_path_buf()
     };

@@ -371,15 +371,73 @@ fn unrecorded_message(
         ),
         Some(c) => {
             let show = |v: &Option<Value>| v.as_ref().map(|v| crate::diagnostic::truncate(&v.to_string(), 60)).unwrap_or_else(|| "(absent)".into());
-            let at = if c.pointer.is_empty() { "the body".to_string() } else { format!("body pointer {}", c.pointer) };
+            // `ignore` names pointers into a JSON body; a body that differs whole (text, or
+            // another JSON type) can only stop being compared.
+            let (at, advice) = if c.pointer.is_empty() {
+                ("the body".to_string(), format!("set \"match\": {{\"body\": \"any\"}} on `{}`", c.id))
+            } else {
+                (format!("body pointer {}", c.pointer), format!("add \"{}\" to \"match\": {{\"ignore\": […]}} of `{}`", c.pointer, c.id))
+            };
             format!(
-                "{what}: nearest recording `{}` differs at {at}: recorded {}, called {}; if it varies between runs add \"{}\" to \"match\": {{\"ignore\": […]}} of `{}`, otherwise record the request again",
+                "{what}: nearest recording `{}` differs at {at}: recorded {}, called {}; if it varies between runs {advice}, otherwise record the request again",
                 c.id,
                 show(&c.recorded),
                 show(&c.called),
-                c.pointer,
-                c.id,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closest(pointer: &str, recorded: Value, called: Value) -> Closest {
+        Closest {
+            id: "t1".into(),
+            index: 0,
+            pointer: pointer.into(),
+            recorded: Some(recorded),
+            called: Some(called),
+            used: false,
+            repeat: false,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn the_next_step_fits_the_body_that_differs() {
+        let call = HttpCall {
+            method: "POST".into(),
+            target: http_call::Target::parse("https://api.example.com/v1/notes").unwrap(),
+            raw_query: None,
+            headers: Vec::new(),
+            body: Body::Text("hello b".into()),
+        };
+        let dir = std::path::Path::new("fx");
+        // A text body is compared whole: `ignore` cannot help, `"body": "any"` can.
+        let text = unrecorded_message(
+            &call,
+            Effect::Write,
+            Some(&closest("", json!("hello a"), json!("hello b"))),
+            dir,
+        );
+        assert!(text.contains("differs at the body"), "{text}");
+        assert!(
+            text.contains(r#"set "match": {"body": "any"} on `t1`"#),
+            "{text}"
+        );
+        assert!(!text.contains("ignore"), "{text}");
+        // A JSON body: the pointer goes into `ignore`.
+        let json = unrecorded_message(
+            &call,
+            Effect::Write,
+            Some(&closest("/n", json!(1), json!(2))),
+            dir,
+        );
+        assert!(
+            json.contains(r#"add "/n" to "match": {"ignore": […]} of `t1`"#),
+            "{json}"
+        );
     }
 }

@@ -33,11 +33,7 @@ pub fn annotations(r: &FixtureResult, cwd: &Path) -> String {
             _ if contract_check(&reason.check) => (expected.clone(), 1),
             _ => (input.clone(), 1),
         };
-        let file = file
-            .strip_prefix(cwd)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
+        let file = relative_to(&file, cwd).display().to_string();
         let title = format!("{} {}: {}", r.verdict.as_str(), r.id, reason.code);
         let _ = writeln!(
             out,
@@ -46,6 +42,30 @@ pub fn annotations(r: &FixtureResult, cwd: &Path) -> String {
             property(&title),
             data(&reason.message)
         );
+    }
+    out
+}
+
+/// `path` relative to the directory `base` (with `..` where it lies outside), as GitHub
+/// resolves an annotation's `file` from the working directory; `path` itself when it is
+/// relative already.
+fn relative_to(path: &Path, base: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    if !path.is_absolute() || !base.is_absolute() {
+        return path.to_path_buf();
+    }
+    // Resolved where they exist: a fixture named through a symlink is the same file.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path, base) = (real(path), real(base));
+    let (p, b): (Vec<Component>, Vec<Component>) =
+        (path.components().collect(), base.components().collect());
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = std::path::PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
     }
     out
 }
@@ -173,5 +193,23 @@ mod tests {
         assert_eq!(line_of_key(text, "tools"), Some(3));
         assert_eq!(line_of_key(text, "artifacts"), None);
         assert_eq!(property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+
+    #[test]
+    fn files_are_relative_to_the_working_directory_even_outside_it() {
+        let p = |s: &str| Path::new(s).to_path_buf();
+        let rel = |a: &str, b: &str| relative_to(Path::new(a), Path::new(b));
+        assert_eq!(
+            rel("/nonexistent/w/fx/a/expected.json", "/nonexistent/w"),
+            p("fx/a/expected.json")
+        );
+        assert_eq!(
+            rel("/nonexistent/x/fx/expected.json", "/nonexistent/w/sub"),
+            p("../../x/fx/expected.json")
+        );
+        assert_eq!(
+            rel("fx/expected.json", "/nonexistent/w"),
+            p("fx/expected.json")
+        );
     }
 }

@@ -132,6 +132,41 @@ fn fixture(r: &FixtureResult) -> String {
         r.tool_calls,
         r.run_id.as_ref().map(|id| format!(", run {}", esc(id))).unwrap_or_default()
     );
+    // What every report says of a fixture beside its verdict (§12, §15).
+    if let Some(x) = &r.repeats {
+        let _ = writeln!(o, "<p class=\"repeats\">{}</p>", esc(&x.to_string()));
+    }
+    if let Some(c) = &r.recording {
+        let _ = writeln!(o, "<p class=\"recording\">{}</p>", esc(&c.to_string()));
+    }
+    if !r.drift.is_empty() {
+        let changed: Vec<_> = r.drift.iter().filter(|d| !d.changes.is_empty()).collect();
+        let _ = write!(
+            o,
+            "<p class=\"drift\">drift: {} same, {} changed</p>",
+            r.drift.len() - changed.len(),
+            changed.len()
+        );
+        if !changed.is_empty() {
+            o.push_str("<ul>");
+            for d in changed {
+                let what: Vec<String> = d
+                    .changes
+                    .iter()
+                    .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
+                    .collect();
+                let _ = write!(
+                    o,
+                    "<li>{}: {}<pre>{}</pre></li>",
+                    esc(&d.id),
+                    esc(&what.join(", ")),
+                    esc(&crate::drift::human_diff(&d.recorded, &d.live))
+                );
+            }
+            o.push_str("</ul>");
+        }
+        o.push('\n');
+    }
     if !r.reasons.is_empty() {
         o.push_str("<h3>Reasons</h3><ul>");
         for x in &r.reasons {

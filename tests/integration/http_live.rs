@@ -125,6 +125,8 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
             "new",
             "--json",
             "report.json",
+            "--html",
+            "report.html",
         ])
         .env("OPENAI_API_KEY", "sk-live-secret-1234567890")
         .report();
@@ -152,6 +154,9 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
         "{}",
         recorded.out.stdout
     );
+    assert!(p
+        .read("report.html")
+        .contains("recording updated: +2 ~0 -0"));
     // The upstream got the harness's real key, never the agent's placeholder.
     let seen = Upstream::requests(&p0);
     assert_eq!(seen.len(), 2);

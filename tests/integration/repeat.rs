@@ -103,7 +103,14 @@ fn a_fixture_whose_verdicts_differ_is_failed_flaky_with_the_counts() {
     let p = TestProject::new();
     flaky_agent(&p);
     stable_fixture(&p);
-    let run = p.run(&["--repeat", "4", "--junit", "junit.xml"]);
+    let run = p.run(&[
+        "--repeat",
+        "4",
+        "--junit",
+        "junit.xml",
+        "--html",
+        "report.html",
+    ]);
     assert_eq!(run.out.code, 1, "{}\n{}", run.out.stdout, run.out.stderr);
 
     assert_eq!(run.verdict("suite/flaky"), "failed");
@@ -153,6 +160,11 @@ fn a_fixture_whose_verdicts_differ_is_failed_flaky_with_the_counts() {
     assert_eq!(run.fixture("suite/flaky")["run_id"], json!(ids[1]));
     n_runs(&records(&p, "suite/stable"), 4);
 
+    let html = p.read("report.html");
+    assert!(
+        html.contains("4 runs: 2 passed, 2 failed"),
+        "the HTML shows the counts"
+    );
     insta::assert_snapshot!("flaky_human", redact(&run.out.stdout, p.path()));
     insta::assert_snapshot!(
         "flaky_junit",

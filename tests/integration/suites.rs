@@ -185,6 +185,14 @@ fn diff_reports_added_removed_and_changed_interactions() {
     assert_eq!((same.code, same.stdout.as_str()), (0, ""));
     let missing = p.cmd().args(&["diff", "a.json", "nope.json"]).output();
     assert_eq!(missing.code, 2);
+    // A fixture directory without a cassette has recorded nothing (§1).
+    p.write_json(
+        "bare/input.json",
+        &json!({"format": "agent-replay/input@1", "task_id": "T"}),
+    );
+    let bare = p.cmd().args(&["diff", "bare", "a.json"]).output();
+    assert_eq!(bare.code, 1, "{}", bare.stderr);
+    assert_eq!(bare.stdout, "added c1\nadded c2\nadded c3\n");
 }
 
 #[test]
