@@ -5,10 +5,10 @@
 //! `type_changed`, the same type with another value `value_changed`. Numbers equal by
 //! rule 6 (`10` and `10.0`) are the same.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     Added,
@@ -34,7 +34,7 @@ impl ChangeKind {
 }
 
 /// One difference; `recorded` / `live` are absent on the side that lacks the value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub pointer: String,
     pub change: ChangeKind,
@@ -69,6 +69,25 @@ impl Drift {
     /// `fixtures[*].drift` of the JSON report: interaction id to `"same"` or the changes.
     pub fn report(drift: &[Drift]) -> Option<serde_json::Map<String, Value>> {
         (!drift.is_empty()).then(|| drift.iter().map(|d| (d.id.clone(), d.to_json())).collect())
+    }
+
+    /// The drift a JSON report holds (`merge`): its changes, without the two whole answers
+    /// (`Null`), which only the run itself had. An entry of another shape is left out.
+    pub fn from_report(map: &serde_json::Map<String, Value>) -> Vec<Drift> {
+        map.iter()
+            .filter_map(|(id, v)| {
+                let changes = match v {
+                    Value::String(s) if s == "same" => Vec::new(),
+                    v => serde_json::from_value(v.clone()).ok()?,
+                };
+                Some(Drift {
+                    id: id.clone(),
+                    changes,
+                    recorded: Value::Null,
+                    live: Value::Null,
+                })
+            })
+            .collect()
     }
 
     pub fn to_json(&self) -> Value {
@@ -239,6 +258,20 @@ mod tests {
         assert!(compare(&recorded, &recorded).is_empty());
         assert!(FailOn::Schema.fails(&compare(&json!({"a": 1}), &json!({"a": "1"}))[0]));
         assert!(!FailOn::Schema.fails(&compare(&json!({"a": 1}), &json!({"a": 2}))[0]));
+    }
+
+    #[test]
+    fn a_reports_drift_reads_back_as_it_was_written() {
+        let drift = vec![
+            Drift::new("a".into(), json!({"p": 1}), json!({"p": 2, "q": true})),
+            Drift::new("b".into(), json!({"p": 1}), json!({"p": 1})),
+        ];
+        let map = Drift::report(&drift).unwrap();
+        let back = Drift::from_report(&map);
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].changes, drift[0].changes);
+        assert!(back[1].changes.is_empty());
+        assert_eq!(Drift::report(&back), Some(map));
     }
 
     #[test]

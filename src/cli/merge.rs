@@ -123,7 +123,11 @@ fn result_of(e: &FixtureEntry) -> FixtureResult {
         tool_calls: e.tool_calls,
         usage: e.usage,
         recording: e.recording,
-        drift: Vec::new(),
+        drift: e
+            .drift
+            .as_ref()
+            .map(crate::drift::Drift::from_report)
+            .unwrap_or_default(),
         timeline: Vec::new(),
         changes: Vec::new(),
         reasons: e.reasons.clone(),

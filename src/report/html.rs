@@ -155,13 +155,12 @@ fn fixture(r: &FixtureResult) -> String {
                     .iter()
                     .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
                     .collect();
-                let _ = write!(
-                    o,
-                    "<li>{}: {}<pre>{}</pre></li>",
-                    esc(&d.id),
-                    esc(&what.join(", ")),
-                    esc(&crate::drift::human_diff(&d.recorded, &d.live))
-                );
+                let diff = crate::drift::human_diff(&d.recorded, &d.live);
+                let _ = write!(o, "<li>{}: {}", esc(&d.id), esc(&what.join(", ")));
+                if !diff.is_empty() {
+                    let _ = write!(o, "<pre>{}</pre>", esc(&diff));
+                }
+                o.push_str("</li>");
             }
             o.push_str("</ul>");
         }
