@@ -218,27 +218,43 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) {
 /// and number spellings — exactly as written. The wire carries one message per line.
 pub fn minify(text: &str) -> String {
     let mut out = Vec::with_capacity(text.len());
-    let (mut in_string, mut escaped) = (false, false);
+    minify_into(text, &mut out);
+    String::from_utf8(out).expect("only ASCII bytes were removed")
+}
+
+/// [`minify`] appended to `out`: a text without whitespace is one copy.
+pub fn minify_into(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len());
+    let mut i = 0;
     // JSON's quotes, backslashes and whitespace are ASCII, so working on bytes keeps every
     // multi-byte character whole.
-    for &b in text.as_bytes() {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push(b);
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && !matches!(bytes[i], b'"' | b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        }
+        if i < bytes.len() && bytes[i] == b'"' {
+            i = string_end(bytes, i);
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
         }
     }
-    String::from_utf8(out).expect("only ASCII bytes were removed")
+}
+
+/// Just past the closing quote of the string whose opening quote is at `at`.
+fn string_end(bytes: &[u8], at: usize) -> usize {
+    let mut i = at + 1;
+    while let Some(n) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+        i += n;
+        if bytes[i] == b'"' {
+            return i + 1;
+        }
+        i += 2;
+    }
+    bytes.len()
 }
 
 /// What one pass over a JSON text that is known to be well-formed finds.
@@ -271,7 +287,7 @@ pub fn scan(text: &str) -> Scan {
                 digits = 0;
                 i += 1;
                 // Most bytes are inside strings: skip to the next quote or backslash.
-                while let Some(at) = bytes[i..].iter().position(|&b| b == b'"' || b == b'\\') {
+                while let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
                     i += at;
                     if bytes[i] == b'"' {
                         break;
@@ -636,6 +652,21 @@ mod tests {
             minify(text),
             r#"{"a b":"x \" y","n":2.50,"big":12345678901234567890123}"#
         );
+    }
+
+    #[test]
+    fn minify_ends_each_string_at_its_own_quote() {
+        for (text, want) in [
+            (r#"[ "a\\" , "b" ]"#, r#"["a\\","b"]"#),
+            (r#"{ "é ü" : "\" \\\"" }"#, r#"{"é ü":"\" \\\""}"#),
+            ("[\t1 ,\r\n 2 ]", "[1,2]"),
+            ("\"  \"", "\"  \""),
+            ("{}", "{}"),
+        ] {
+            assert_eq!(minify(text), want, "{text}");
+            let parsed: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::from_str::<Value>(want).unwrap(), parsed);
+        }
     }
 
     #[test]

@@ -362,8 +362,9 @@ impl CassetteIndex {
             .unwrap_or_else(|| serde_json::json!({ "name": tool }))
     }
 
-    /// The recorded result of an interaction, as recorded (one line: the cassette's
-    /// deserializer removed the whitespace between tokens), and whether it is an error.
+    /// The recorded result of an interaction, as the cassette holds it (whitespace and
+    /// all: [`crate::gateway::protocol::write_success`] writes it as one line), and
+    /// whether it is an error.
     pub fn result_of(&self, index: usize) -> (&serde_json::value::RawValue, bool) {
         let raw = self.cassette.interactions[index]
             .result

@@ -127,7 +127,10 @@ impl Session {
             answer = self.finish_tool(*p, result)?;
         }
         Ok(match answer {
-            Answer::Recorded(i) => self.cassette.result_of(i).0.to_owned(),
+            Answer::Recorded(i) => {
+                RawValue::from_string(crate::json::minify(self.cassette.result_of(i).0.get()))
+                    .expect("a minified raw value is JSON")
+            }
             Answer::Value(v) => v,
             Answer::Forward(_) => unreachable!("finished above"),
         })

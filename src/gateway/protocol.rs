@@ -188,7 +188,8 @@ pub fn write_success(out: &mut Vec<u8>, id: &Value, result: &serde_json::value::
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     serde_json::to_writer(&mut *out, id).expect("ids serialize");
     out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result.get().as_bytes());
+    // A recorded result is kept as the cassette wrote it: one line on the wire.
+    crate::json::minify_into(result.get(), out);
     out.extend_from_slice(b"}\n");
 }
 
