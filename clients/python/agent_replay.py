@@ -54,7 +54,6 @@ import atexit
 import fcntl
 import itertools
 import _thread
-import json
 import math
 import os
 import sys
@@ -69,6 +68,19 @@ try:
     import _socket as _sockets
 except ImportError:  # an interpreter without the C module
     import socket as _sockets  # type: ignore[no-redef]
+# `json` imports `re` and `enum` (~10 ms): the wire needs only the C codec `json` itself
+# uses, so `json` is imported (by `_stdjson`) where nothing faster serves: production
+# traces, error messages, an interpreter without `_json`.
+try:
+    import _json as _cjson
+except ImportError:
+    _cjson = None  # type: ignore[assignment]
+
+
+def _stdjson():  # type: ignore[no-untyped-def]
+    import json
+
+    return json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -193,7 +205,7 @@ def envelope_bytes(envelope: Dict[str, Any]) -> bytes:
     bytes with an order-preserving reader and serialising them compactly gives them back
     (floats aside whose exponent spelling differs between languages, e.g. ``1e-07``).
     """
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _stdjson().dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -230,6 +242,7 @@ def _sanitize(value: Any) -> Any:
 def _dumps(value: Any) -> str:
     """One compact JSON text; never fails on what a tool returned (recording must not
     crash the agent): non-finite numbers and foreign objects are made JSON first."""
+    json = _stdjson()
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
@@ -377,19 +390,24 @@ class Backend(_Interface):
 
 # The wire's encoder: compact, UTF-8 as is, exactly what ``json.dumps(obj,
 # ensure_ascii=False, separators=(",", ":"))`` writes. ``JSONEncoder.encode`` builds a C
-# encoder per call; where CPython has one (``json.encoder.c_make_encoder``) it is built
-# once here instead, and rebuilt after a failed encode (which can leave entries in its
+# encoder per call; where CPython has one (``_json.make_encoder``) it is built once here
+# instead, and rebuilt after a failed encode (which can leave entries in its
 # circular-reference markers).
-_WIRE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _not_serializable(o: Any) -> Any:
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
 
 def _c_wire_encoder() -> Optional[Callable[[Any], str]]:
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
+    make = getattr(_cjson, "make_encoder", None)
+    quote = getattr(_cjson, "encode_basestring", None)
+    if make is None or quote is None:
         return None
-    e = _WIRE_ENCODER
-    encode = make({}, e.default, json.encoder.encode_basestring, e.indent, e.key_separator,
-                  e.item_separator, e.sort_keys, e.skipkeys, e.allow_nan)
+    try:
+        # (markers, default, encoder, indent, key_separator, item_separator, sort_keys,
+        # skipkeys, allow_nan), as json.encoder passes them.
+        encode = make({}, _not_serializable, quote, None, ":", ",", False, False, True)
+    except TypeError:  # another signature in another CPython
+        return None
     return lambda obj: "".join(encode(obj, 0))
 
 
@@ -399,7 +417,7 @@ _c_encode = _c_wire_encoder()
 def _wire_encode(obj: Any) -> str:
     global _c_encode
     if _c_encode is None:
-        return _WIRE_ENCODER.encode(obj)
+        return _stdjson().dumps(obj, ensure_ascii=False, separators=(",", ":"))
     try:
         return _c_encode(obj)
     except BaseException:
@@ -411,19 +429,50 @@ def _wire_encode(obj: Any) -> str:
 _POLL_SECONDS = 100e-6
 _MSG_DONTWAIT = getattr(_sockets, "MSG_DONTWAIT", 0)
 
-_WIRE_DECODER = json.JSONDecoder()
-_scan_once = _WIRE_DECODER.scan_once
+class _ScanContext:
+    """What ``_json.make_scanner`` reads of a ``JSONDecoder``: its defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+
+
+try:
+    _scan_once: Optional[Callable[[str, int], Tuple[Any, int]]] = _cjson.make_scanner(_ScanContext())  # type: ignore[union-attr]
+except (AttributeError, TypeError):
+    _scan_once = None
+
+_JSON_WS = " \t\n\r"
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: one JSON text with optional whitespace around it."""
+    if _scan_once is not None:
+        start = len(text) - len(text.lstrip(_JSON_WS))
+        try:
+            value, end = _scan_once(text, start)
+        except StopIteration:
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(_JSON_WS):
+                return value
+    return _stdjson().loads(text)  # the slow way, with its errors
 
 
 def _wire_decode(text: str) -> Any:
     """``json.loads`` of one reply line (the gateway writes UTF-8 JSON and a newline)."""
-    try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        return _WIRE_DECODER.decode(text)  # raises the usual JSONDecodeError
-    if text[end:] not in ("\n", ""):
-        return _WIRE_DECODER.decode(text)  # whitespace or extra data after it: the slow way
-    return value
+    if _scan_once is not None:
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            pass
+        else:
+            if text[end:] in ("\n", ""):
+                return value
+    return _loads(text)  # whitespace or extra data after it: the slow way
 
 
 class GatewayBackend:
@@ -859,7 +908,7 @@ class ProductionBackend:
                 f"agent_replay: no implementation for tool {name!r} in production: pass impl= to call_tool "
                 "or register_tool() it"
             )
-        recorded_args = json.loads(_dumps(arguments))  # as sent, before impl can mutate them
+        recorded_args = _loads(_dumps(arguments))  # as sent, before impl can mutate them
         with run.lock:
             seq = next(run.seq)
             run.tool_calls += 1
@@ -1025,7 +1074,7 @@ class Client:
                     )
                 with open(path, "rb") as fh:
                     raw = fh.read()
-            envelope = json.loads(raw.decode("utf-8"))
+            envelope = _loads(raw.decode("utf-8"))
             if not isinstance(envelope, dict):
                 raise ValueError("agent_replay: the task envelope is not a JSON object")
             self._input = envelope
