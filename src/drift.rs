@@ -90,6 +90,16 @@ impl Drift {
             .collect()
     }
 
+    /// Its changes in one line: `POINTER change, …`.
+    pub fn summary(&self) -> String {
+        let what: Vec<String> = self
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
+            .collect();
+        what.join(", ")
+    }
+
     pub fn to_json(&self) -> Value {
         if self.changes.is_empty() {
             Value::String("same".into())
@@ -97,6 +107,12 @@ impl Drift {
             serde_json::to_value(&self.changes).expect("changes serialize")
         }
     }
+}
+
+/// `drift: N same, M changed`, as the human and HTML reports head a fixture's drift.
+pub fn headline(drift: &[Drift]) -> String {
+    let changed = drift.iter().filter(|d| !d.changes.is_empty()).count();
+    format!("drift: {} same, {changed} changed", drift.len() - changed)
 }
 
 /// `--fail-on-drift`: which drift fails a run.

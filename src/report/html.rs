@@ -143,20 +143,14 @@ fn fixture(r: &FixtureResult) -> String {
         let changed: Vec<_> = r.drift.iter().filter(|d| !d.changes.is_empty()).collect();
         let _ = write!(
             o,
-            "<p class=\"drift\">drift: {} same, {} changed</p>",
-            r.drift.len() - changed.len(),
-            changed.len()
+            "<p class=\"drift\">{}</p>",
+            esc(&crate::drift::headline(&r.drift))
         );
         if !changed.is_empty() {
             o.push_str("<ul>");
             for d in changed {
-                let what: Vec<String> = d
-                    .changes
-                    .iter()
-                    .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
-                    .collect();
                 let diff = crate::drift::human_diff(&d.recorded, &d.live);
-                let _ = write!(o, "<li>{}: {}", esc(&d.id), esc(&what.join(", ")));
+                let _ = write!(o, "<li>{}: {}", esc(&d.id), esc(&d.summary()));
                 if !diff.is_empty() {
                     let _ = write!(o, "<pre>{}</pre>", esc(&diff));
                 }

@@ -181,19 +181,9 @@ fn drift_lines(drift: &[crate::drift::Drift]) -> String {
     }
     let changed: Vec<&crate::drift::Drift> =
         drift.iter().filter(|d| !d.changes.is_empty()).collect();
-    let mut out = format!(
-        "\n{:>12}   drift: {} same, {} changed",
-        "",
-        drift.len() - changed.len(),
-        changed.len()
-    );
+    let mut out = format!("\n{:>12}   {}", "", crate::drift::headline(drift));
     for d in changed {
-        let what: Vec<String> = d
-            .changes
-            .iter()
-            .map(|c| format!("{} {}", c.pointer, c.change.as_str()))
-            .collect();
-        let _ = write!(out, "\n{:>12}   {}: {}", "", d.id, what.join(", "));
+        let _ = write!(out, "\n{:>12}   {}: {}", "", d.id, d.summary());
         for l in crate::drift::human_diff(&d.recorded, &d.live).lines() {
             let _ = write!(out, "\n{:>12}     {l}", "");
         }

@@ -96,13 +96,30 @@ fn project(port: u16, ca_file: bool) -> TestProject {
     p
 }
 
+/// `run fixtures --mode live --record new --json report.json`.
+const RECORD_NEW: [&str; 8] = [
+    "run",
+    "fixtures",
+    "--mode",
+    "live",
+    "--record",
+    "new",
+    "--json",
+    "report.json",
+];
+
 /// The upstream answering "live answer" (its certificates and request log in `p0`) and a
 /// project `p` whose config trusts it through `ca_file`.
 fn trusted_upstream() -> (TestProject, Upstream, TestProject) {
+    trusted_upstream_answering("live answer")
+}
+
+/// [`trusted_upstream`] with the upstream's answer (see `https_upstream.py`).
+fn trusted_upstream_answering(answer: &str) -> (TestProject, Upstream, TestProject) {
     // The port is known only once the upstream runs; the config names it.
     let p0 = TestProject::new();
     make_certs(&p0);
-    let up = Upstream::start(&p0, "live answer");
+    let up = Upstream::start(&p0, answer);
     let p = project(up.port, true);
     for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
         p.write(f, &p0.read(f));
@@ -116,18 +133,8 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
 
     let recorded = p
         .cmd()
-        .args(&[
-            "run",
-            "fixtures",
-            "--mode",
-            "live",
-            "--record",
-            "new",
-            "--json",
-            "report.json",
-            "--html",
-            "report.html",
-        ])
+        .args(&RECORD_NEW)
+        .args(&["--html", "report.html"])
         .env("OPENAI_API_KEY", "sk-live-secret-1234567890")
         .report();
     assert_eq!(
@@ -223,19 +230,7 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
     let mut input: Value = serde_json::from_str(&p.read("fixtures/chat/input.json")).unwrap();
     input["task"]["question"] = json!("something new");
     p.write_json("fixtures/chat/input.json", &input);
-    let down = p
-        .cmd()
-        .args(&[
-            "run",
-            "fixtures",
-            "--mode",
-            "live",
-            "--record",
-            "new",
-            "--json",
-            "report.json",
-        ])
-        .report();
+    let down = p.cmd().args(&RECORD_NEW).report();
     // The agent fails on the 502 (failed outranks blocked, §4); the reason names the cause.
     assert_eq!(down.verdict("chat"), "failed", "{}", down.out.stdout);
     assert!(down.codes("chat").contains(&"live_unavailable".to_string()));
@@ -262,28 +257,13 @@ fn live_mode_records_from_a_real_https_upstream_and_the_recording_replays_withou
 
 #[test]
 fn a_live_key_the_upstream_echoes_back_is_never_recorded() {
-    let p0 = TestProject::new();
-    make_certs(&p0);
-    let up = Upstream::start(&p0, "live answer {x-token}");
-    let p = project(up.port, true);
-    for f in ["upstream-ca.pem", "upstream.pem", "upstream.key"] {
-        p.write(f, &p0.read(f));
-    }
+    let (_p0, _up, p) = trusted_upstream_answering("live answer {x-token}");
     // The key goes out in a header no built-in pattern knows.
     let config = p.read("agent-replay.toml") + "api_key_header = \"x-token\"\n";
     p.write("agent-replay.toml", &config);
     let recorded = p
         .cmd()
-        .args(&[
-            "run",
-            "fixtures",
-            "--mode",
-            "live",
-            "--record",
-            "new",
-            "--json",
-            "report.json",
-        ])
+        .args(&RECORD_NEW)
         .env("OPENAI_API_KEY", "echoed-live-key-4242")
         .report();
     assert_eq!(
@@ -504,19 +484,7 @@ fn capture_of_an_unchanged_agent_becomes_a_fixture_that_replays_without_the_upst
 #[test]
 fn drift_compares_recorded_http_answers_with_the_live_upstreams() {
     let (p0, _up, p) = trusted_upstream();
-    let recorded = p
-        .cmd()
-        .args(&[
-            "run",
-            "fixtures",
-            "--mode",
-            "live",
-            "--record",
-            "new",
-            "--json",
-            "report.json",
-        ])
-        .report();
+    let recorded = p.cmd().args(&RECORD_NEW).report();
     assert_eq!(
         recorded.verdict("chat"),
         "passed",
@@ -543,6 +511,8 @@ fn drift_compares_recorded_http_answers_with_the_live_upstreams() {
             "--drift",
             "--json",
             "report.json",
+            "--html",
+            "report.html",
         ])
         .report();
     assert_eq!(drift.verdict("chat"), "passed", "{}", drift.out.stdout);
@@ -565,6 +535,24 @@ fn drift_compares_recorded_http_answers_with_the_live_upstreams() {
         "{}",
         drift.out.stdout
     );
+    let html = p.read("report.html");
+    assert!(html.contains("drift: 1 same, 1 changed"));
+    assert!(html.contains("rec-1: /object value_changed, /usage/prompt_tokens type_changed"));
+    // merge carries the drift of a report's entries into its own output.
+    p.write_json("drift-report.json", drift.report());
+    let merged = p
+        .cmd()
+        .args(&["merge", "drift-report.json", "--html", "merged.html"])
+        .output();
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    assert!(
+        merged.stdout.contains("drift: 1 same, 1 changed"),
+        "{}",
+        merged.stdout
+    );
+    assert!(p
+        .read("merged.html")
+        .contains("rec-1: /object value_changed"));
     let schema = p
         .cmd()
         .args(&[
