@@ -118,25 +118,7 @@ impl Session {
         }
     }
 
-    /// Answers one request. Results are raw JSON text so a recorded tool result is sent
-    /// exactly as it was recorded.
-    pub fn handle(&mut self, method: &str, params: Value) -> Result<Box<RawValue>, RpcError> {
-        let mut answer = self.answer(method, params)?;
-        if let Answer::Forward(p) = answer {
-            let result = p.backend.call(&p.tool, &p.arguments);
-            answer = self.finish_tool(*p, result)?;
-        }
-        Ok(match answer {
-            Answer::Recorded(i) => {
-                RawValue::from_string(crate::json::minify(self.cassette.result_of(i).0.get()))
-                    .expect("a minified raw value is JSON")
-            }
-            Answer::Value(v) => v,
-            Answer::Forward(_) => unreachable!("finished above"),
-        })
-    }
-
-    /// [`Session::handle`] without copying a recorded result: the serve loop writes it
+    /// Answers one request; a recorded result is not copied: the serve loop writes it
     /// straight from the cassette.
     fn answer(&mut self, method: &str, params: Value) -> Result<Answer, RpcError> {
         let raw = |v: Value| {
