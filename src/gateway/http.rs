@@ -169,9 +169,20 @@ impl Session {
                     None => CallOutcome::Forwarded { is_error: response.status >= 400 },
                 };
                 if cut.is_none() {
+                    let mut recorded = json!(response);
+                    // Never recorded (§11): what the upstream set as a credential.
+                    if let Some(Value::Object(h)) = recorded.get_mut("headers") {
+                        h.retain(|k, _| !http_call::is_credential(k, &self.credential_headers));
+                        if h.is_empty() {
+                            recorded
+                                .as_object_mut()
+                                .expect("a response")
+                                .remove("headers");
+                        }
+                    }
                     let interaction = json!({
                         "id": "",
-                        "http": {"request": recorded_request(&call), "response": response},
+                        "http": {"request": recorded_request(&call), "response": recorded},
                         "effect": effect.as_str(),
                     });
                     self.transcript.recordings.push(LiveRecord {

@@ -409,7 +409,7 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
                 .expect("session lock")
                 .finish_forward(*pending, &answer, &name);
             match (finished, answer) {
-                (Ok(()), Ok(r)) => Prebuilt::of(&r).reply(ReplaySpeed::Instant),
+                (Ok(()), Ok(r)) => Prebuilt::live(&r).reply(ReplaySpeed::Instant),
                 (Err(body), _) | (Ok(()), Err(body)) => Response::builder()
                     .status(StatusCode::BAD_GATEWAY)
                     .header("content-type", "application/json")
@@ -452,8 +452,10 @@ async fn send_live(
     (answer, name)
 }
 
-/// The request the live upstream gets: the agent's own bytes and headers without its
-/// credentials (placeholders) or a compression wish, the real key added (rule 31).
+/// The request the live upstream gets: the agent's own bytes and headers without a
+/// compression wish, the real key (rule 31) in place of the agent's placeholder. The
+/// agent's other credentials (a token of its own, a cookie) go on as it sent them: they
+/// are only kept out of what is recorded and matched.
 fn outgoing(
     method: String,
     url: String,
@@ -461,20 +463,25 @@ fn outgoing(
     body: Bytes,
     upstream: Option<&Upstream>,
 ) -> super::live::Outgoing {
+    let key = upstream.and_then(|up| {
+        let key = std::env::var(&up.api_key_env).ok()?;
+        let value = if up.api_key_header == "authorization" {
+            format!("Bearer {key}")
+        } else {
+            key
+        };
+        Some((up.api_key_header.clone(), value))
+    });
     let mut headers: Vec<(String, String)> = headers
         .into_iter()
-        .filter(|(k, _)| !super::call::is_credential(k, &[]) && k != "accept-encoding")
+        .filter(|(k, _)| {
+            k != "accept-encoding"
+                && key
+                    .as_ref()
+                    .is_none_or(|(name, _)| !k.eq_ignore_ascii_case(name))
+        })
         .collect();
-    if let Some(up) = upstream {
-        if let Ok(key) = std::env::var(&up.api_key_env) {
-            let value = if up.api_key_header == "authorization" {
-                format!("Bearer {key}")
-            } else {
-                key
-            };
-            headers.push((up.api_key_header.clone(), value));
-        }
-    }
+    headers.extend(key);
     super::live::Outgoing {
         method,
         url,
@@ -702,7 +709,6 @@ fn replayable(name: &str) -> bool {
             | "connection"
             | "keep-alive"
             | "content-encoding"
-            | "set-cookie"
     )
 }
 
@@ -720,7 +726,18 @@ enum Prepared {
 }
 
 impl Prebuilt {
+    /// A recording, made ready.
     fn of(r: &crate::fixture::format::HttpResponse) -> Prebuilt {
+        Prebuilt::from_response(r, false)
+    }
+
+    /// A live answer, made ready: with the credentials the upstream set (`set-cookie`),
+    /// which the agent gets and a recording never holds.
+    fn live(r: &crate::fixture::format::HttpResponse) -> Prebuilt {
+        Prebuilt::from_response(r, true)
+    }
+
+    fn from_response(r: &crate::fixture::format::HttpResponse, live: bool) -> Prebuilt {
         let (body, default_type) = if let Some(events) = &r.events {
             let frames = events
                 .iter()
@@ -754,7 +771,12 @@ impl Prebuilt {
         let mut has_type = false;
         for (k, v) in &r.headers {
             let name = k.to_ascii_lowercase();
-            if !replayable(&name) || crate::http::call::is_credential(&name, &[]) {
+            let keep = if crate::http::call::is_credential(&name, &[]) {
+                live
+            } else {
+                replayable(&name)
+            };
+            if !keep {
                 continue;
             }
             if name == "content-type" {

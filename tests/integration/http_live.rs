@@ -287,6 +287,50 @@ fn a_live_key_the_upstream_echoes_back_is_never_recorded() {
 }
 
 #[test]
+fn live_mode_forwards_the_agents_own_credentials_and_records_none() {
+    let (p0, _up, p) = trusted_upstream();
+    let config = p.read("agent-replay.toml") + "\n[redact]\nheaders = [\"x-session-token\"]\n";
+    p.write("agent-replay.toml", &config);
+    let mut input: Value = serde_json::from_str(&p.read("fixtures/chat/input.json")).unwrap();
+    input["task"]["cookie"] = json!("own=agent-cookie");
+    p.write_json("fixtures/chat/input.json", &input);
+    // The agent gets the cookie the upstream set (its answer says so).
+    let mut expected: Value = serde_json::from_str(&p.read("fixtures/chat/expected.json")).unwrap();
+    expected["artifacts"][0]["contains"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("set-cookie=sid=upstream-session"));
+    p.write_json("fixtures/chat/expected.json", &expected);
+    let recorded = p
+        .cmd()
+        .args(&RECORD_NEW)
+        .env("OPENAI_API_KEY", "sk-live-secret-1234567890")
+        .report();
+    assert_eq!(
+        recorded.verdict("chat"),
+        "passed",
+        "{}",
+        recorded.out.stdout
+    );
+    // The agent's cookie went on; its placeholder key was replaced by the real one.
+    let seen = Upstream::requests(&p0);
+    assert!(
+        seen.iter().all(|r| r["cookie"] == "own=agent-cookie"
+            && r["authorization"] == "Bearer sk-live-secret-1234567890"),
+        "{seen:?}"
+    );
+    let text = p.read("fixtures/chat/tool_cassettes.json");
+    for secret in [
+        "agent-cookie",
+        "upstream-session",
+        "tok-plain-value",
+        "sk-live-secret",
+    ] {
+        assert!(!text.contains(secret), "{secret} recorded: {text}");
+    }
+}
+
+#[test]
 fn live_tls_is_verified_and_writes_are_never_forwarded_unless_allowed() {
     let p0 = TestProject::new();
     make_certs(&p0);

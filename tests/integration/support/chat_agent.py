@@ -7,15 +7,20 @@ base = os.environ["OPENAI_BASE_URL"]
 
 
 def post(path, body):
+    headers = {"content-type": "application/json",
+               "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+    if task.get("cookie"):
+        headers["cookie"] = task["cookie"]
     req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"content-type": "application/json",
-                                          "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+                                 headers=headers)
     return urllib.request.urlopen(req, timeout=20)
 
 
 messages = [{"role": "user", "content": task.get("question", "hi")}]
 try:
-    plain = json.load(post("/chat/completions", {"model": "m", "messages": messages}))["choices"][0]["message"]["content"]
+    with post("/chat/completions", {"model": "m", "messages": messages}) as r:
+        plain = json.load(r)["choices"][0]["message"]["content"]
+        cookie = r.headers.get("set-cookie")
     streamed = ""
     with post("/chat/completions", {"model": "m", "messages": messages, "stream": True}) as r:
         for line in r:
@@ -28,4 +33,4 @@ except urllib.error.HTTPError as e:
     print("HTTP %s: %s" % (e.code, e.read().decode()[:300]), file=sys.stderr)
     sys.exit(1)
 os.makedirs("out", exist_ok=True)
-open("out/answer.txt", "w").write("plain=%s\nstreamed=%s\n" % (plain, streamed))
+open("out/answer.txt", "w").write("plain=%s\nstreamed=%s\nset-cookie=%s\n" % (plain, streamed, cookie))

@@ -21,7 +21,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(n) or b"{}")
         answer = template.replace("{x-token}", self.headers.get("x-token", ""))
         with open(log, "a") as f:
-            f.write(json.dumps({"path": self.path, "authorization": self.headers.get("authorization"), "body": body}) + "\n")
+            f.write(json.dumps({"path": self.path, "authorization": self.headers.get("authorization"),
+                                "cookie": self.headers.get("cookie"), "body": body}) + "\n")
         if self.path != "/v1/chat/completions":
             self.send_response(404)
             self.send_header("content-length", "0")
@@ -46,6 +47,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         out = json.dumps({"id": "c1", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 4, "completion_tokens": 2}}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
+        # Credentials an upstream sets: the agent gets them, a recording never holds them.
+        self.send_header("set-cookie", "sid=upstream-session; Path=/")
+        self.send_header("x-session-token", "tok-plain-value")
         self.send_header("content-length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
