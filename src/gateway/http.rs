@@ -132,6 +132,50 @@ impl Session {
         }
     }
 
+    /// A request to the endpoint that no route takes (a base-URL prefix naming no
+    /// upstream): nothing can answer it, and it still counts as an unrecorded call (§3),
+    /// so an agent that shrugs off the error cannot pass unseen. The body of its `400`.
+    pub fn call_unrouted(&mut self, method: &str, url: &str, why: &str) -> String {
+        let at_ms = self.now_ms();
+        let target = http_call::Target::parse(url);
+        let effect = match &target {
+            Some(t) => self.model_routes.default_effect(method, t),
+            None => Effect::Write,
+        };
+        let live = Live {
+            allow_writes: false,
+            refresh_reads: false,
+        };
+        // Live mode cannot forward it either: there is no upstream to send it to.
+        let blocked = matches!(
+            decide_live(self.mode, effect, false, live),
+            Decision::Refuse { blocked: true }
+        );
+        let name = match &target {
+            Some(t) => http_call::call_name(method, t),
+            None => format!("http:{method} {url}"),
+        };
+        self.transcript.calls.push(CallRecord {
+            tool: name,
+            arguments: Value::Null,
+            effect,
+            outcome: CallOutcome::Unrecorded {
+                closest: None,
+                blocked,
+            },
+            at_ms,
+            http: Some(Box::new(HttpDetail {
+                method: method.to_string(),
+                url: url.to_string(),
+                status: 400,
+                ..HttpDetail::default()
+            })),
+            server: None,
+        });
+        json!({"error": {"type": "agent_replay_unrecorded", "message": why, "closest": null}})
+            .to_string()
+    }
+
     /// Records what the live upstream answered (or why it could not); `Err` is the body of
     /// the `502` the agent then gets.
     pub fn finish_forward(

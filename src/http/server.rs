@@ -324,7 +324,13 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
                 url
             }
             Err(message) => {
-                return error_reply(StatusCode::NOT_FOUND, "agent_replay_no_route", &message)
+                let url = format!("http://{}{path_and_query}", ctx.own);
+                let body = ctx.session.lock().expect("session lock").call_unrouted(
+                    req.method().as_str(),
+                    &url,
+                    &message,
+                );
+                return unrecorded_reply(body);
             }
         },
     };
@@ -704,11 +710,7 @@ impl AsyncWrite for Prefixed {
 fn replayable(name: &str) -> bool {
     !matches!(
         name,
-        "content-length"
-            | "transfer-encoding"
-            | "connection"
-            | "keep-alive"
-            | "content-encoding"
+        "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "content-encoding"
     )
 }
 

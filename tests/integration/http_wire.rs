@@ -37,3 +37,36 @@ fn a_request_written_in_two_segments_is_not_held_back_by_a_delayed_ack() {
     assert_eq!(run.verdict("split"), "passed", "{}", run.report());
     assert_eq!(run.fixture("split")["tool_calls"], 20, "{}", run.report());
 }
+
+/// A base-URL route naming no upstream is answered like any unrecorded request (§11: the
+/// `400` and its header) and counts as a call: an agent that shrugs it off does not pass.
+#[test]
+fn a_request_no_route_takes_is_an_unrecorded_call() {
+    let p = TestProject::new();
+    p.write(
+        "agent.py",
+        r#"import json, os, sys, urllib.request, urllib.error
+json.load(sys.stdin)
+try:
+    urllib.request.urlopen(os.environ["AGENT_REPLAY_HTTP"] + "/nonexistent/v1/items", timeout=10)
+except urllib.error.HTTPError as e:
+    os.makedirs("out", exist_ok=True)
+    body = json.loads(e.read())
+    open("out/status.txt", "w").write("%s %s %s" % (e.code, e.headers.get("x-agent-replay"), body["error"]["message"]))
+"#,
+    );
+    p.write(
+        "agent-replay.toml",
+        "[agents.lost]\ncommand = [\"python3\", \"agent.py\"]\n",
+    );
+    p.fixture(
+        "lost",
+        json!({"format": "agent-replay/input@1", "task_id": "T-1", "agent": "lost", "timeout_seconds": 30}),
+        json!({"exit_code": 0, "artifacts": [{"path": "out/status.txt", "contains": ["400 unrecorded agent-replay: no upstream `nonexistent`"]}]}),
+        None,
+    );
+    let run = p.run(&[]);
+    assert_eq!(run.verdict("lost"), "inconclusive", "{}", run.out.stdout);
+    assert_eq!(run.codes("lost"), ["unrecorded_call"]);
+    assert_eq!(run.fixture("lost")["tool_calls"], 1);
+}
