@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 pub struct ToolCommand {
     pub name: String,
-    pub command: AgentCommand,
+    /// Why it cannot start, when its command does not resolve: said by each call to it
+    /// (`live_unavailable`), not by the runs that never call it.
+    pub command: Result<AgentCommand, String>,
     pub allow_writes: bool,
     /// The fixture's scratch workspace.
     pub cwd: PathBuf,
@@ -27,16 +29,14 @@ pub struct ToolCommand {
 
 impl ToolCommand {
     pub fn call(&self, arguments: &Value) -> Result<Value, String> {
-        let who = format!(
-            "live tool [live.tools.{}] ({})",
-            self.name, self.command.display
-        );
-        let mut child = Command::new(&self.command.program)
-            .args(&self.command.args)
+        let command = self.command.as_ref().map_err(Clone::clone)?;
+        let who = format!("live tool [live.tools.{}] ({})", self.name, command.display);
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
             .current_dir(&self.cwd)
             .env_clear()
             .envs(self.base_env.iter().cloned())
-            .envs(self.command.env.iter().cloned())
+            .envs(command.env.iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

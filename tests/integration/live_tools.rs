@@ -426,3 +426,37 @@ fn record_all_refreshes_a_recorded_read_under_its_id() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640, "the cassette keeps its mode");
 }
+
+#[test]
+fn a_live_tool_that_cannot_start_fails_only_the_calls_to_it() {
+    let p = project(json!({"A": {"price": 10}}));
+    let config = p.read("agent-replay.toml")
+        + "\n[live.tools.broken]\ncommand = [\"/nonexistent/bin/tool\"]\n";
+    p.write("agent-replay.toml", &config);
+    // A run that never calls it is not held back by it.
+    fixture(
+        &p,
+        json!([{"call": "price", "arguments": {"sku": "A"}}, {"close": "succeeded"}]),
+        json!([]),
+    );
+    let out = run(&p, &["--mode", "live"]);
+    assert_eq!(out.verdict(FIXTURE), "passed", "{}", out.out.stdout);
+    assert_eq!(calls(&p).len(), 1);
+    // A read sent to it is live_unavailable, naming it.
+    fixture(
+        &p,
+        json!([{"call": "broken", "arguments": {}}, {"close": "succeeded"}]),
+        json!([]),
+    );
+    let mut c = cassette(&p);
+    c["tools"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "broken", "annotations": {"readOnlyHint": true}}));
+    p.write_json(&format!("fixtures/{FIXTURE}/tool_cassettes.json"), &c);
+    let out = run(&p, &["--mode", "live"]);
+    assert_eq!(out.verdict(FIXTURE), "blocked", "{}", out.out.stdout);
+    assert_eq!(out.codes(FIXTURE), ["live_unavailable"]);
+    let message = out.reason(FIXTURE, "live_unavailable")["message"].to_string();
+    assert!(message.contains("[live.tools.broken]"), "{message}");
+}
