@@ -277,6 +277,20 @@ impl Redactor {
         self.with_exact("api_key", &keys)
     }
 
+    /// `text` with only the exact secrets replaced (no pattern applied); `None` when it
+    /// holds none. What the agent is shown of a live answer: the upstream's own words,
+    /// without a key the harness added (§12).
+    pub fn replace_exact(&self, text: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for (kind, secret) in &self.literals {
+            let current = out.as_deref().unwrap_or(text);
+            if current.contains(secret.as_str()) {
+                out = Some(current.replace(secret.as_str(), &token(kind, secret)));
+            }
+        }
+        out
+    }
+
     fn with_exact(&self, kind: &'static str, secrets: &[String]) -> Redactor {
         let mut r = self.clone();
         for secret in secrets.iter().filter(|s| s.len() >= 4) {

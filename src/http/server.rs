@@ -415,7 +415,10 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>, origin: Option<Arc<Origin
                 .expect("session lock")
                 .finish_forward(*pending, &answer, &name);
             match (finished, answer) {
-                (Ok(()), Ok(r)) => Prebuilt::live(&r).reply(ReplaySpeed::Instant),
+                (Ok(()), Ok(mut r)) => {
+                    hide_live_keys(&mut r, &ctx.upstreams);
+                    Prebuilt::live(&r).reply(ReplaySpeed::Instant)
+                }
                 (Err(body), _) | (Ok(()), Err(body)) => Response::builder()
                     .status(StatusCode::BAD_GATEWAY)
                     .header("content-type", "application/json")
@@ -456,6 +459,34 @@ async fn send_live(
     };
     let name = upstream.map_or_else(|| "(the host itself)".into(), |u| u.name.clone());
     (answer, name)
+}
+
+/// The real keys live mode adds are never shown to the agent (§12): an upstream that
+/// echoes one back has it replaced by its redaction token in the answer the agent gets.
+fn hide_live_keys(r: &mut crate::fixture::format::HttpResponse, upstreams: &[Upstream]) {
+    let keys = crate::redact::Redactor::default().with_live_keys(upstreams);
+    let hide = |text: &mut String| {
+        if let Some(t) = keys.replace_exact(text) {
+            *text = t;
+        }
+    };
+    for v in r.headers.values_mut() {
+        hide(v);
+    }
+    if let Some(t) = &mut r.body_text {
+        hide(t);
+    }
+    for e in r.events.iter_mut().flatten() {
+        hide(&mut e.data);
+    }
+    if let Some(body) = &r.body {
+        // A token is plain ASCII with no quote or backslash: the JSON stays JSON.
+        if let Some(t) = keys.replace_exact(body.get()) {
+            if let Ok(raw) = serde_json::value::RawValue::from_string(t) {
+                r.body = Some(raw);
+            }
+        }
+    }
 }
 
 /// The request the live upstream gets: the agent's own bytes and headers without a

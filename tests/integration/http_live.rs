@@ -261,6 +261,11 @@ fn a_live_key_the_upstream_echoes_back_is_never_recorded() {
     // The key goes out in a header no built-in pattern knows.
     let config = p.read("agent-replay.toml") + "api_key_header = \"x-token\"\n";
     p.write("agent-replay.toml", &config);
+    // The agent is shown the answer with the key's token in its place (§12).
+    let token = agent_replay::redact::token("api_key", "echoed-live-key-4242");
+    let mut expected: Value = serde_json::from_str(&p.read("fixtures/chat/expected.json")).unwrap();
+    expected["artifacts"][0]["contains"] = json!([format!("plain=live answer {token}\n")]);
+    p.write_json("fixtures/chat/expected.json", &expected);
     let recorded = p
         .cmd()
         .args(&RECORD_NEW)
