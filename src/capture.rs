@@ -91,8 +91,14 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
     // Production: the agent keeps its environment, plus the endpoint's (§11).
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.extend(endpoint.env(&opts.upstreams, &bundle));
-    env.push(("OPENAI_API_KEY".into(), "agent-replay".into()));
-    env.push(("ANTHROPIC_API_KEY".into(), "agent-replay".into()));
+    env.push((
+        "OPENAI_API_KEY".into(),
+        crate::http::upstream::PLACEHOLDER_KEY.into(),
+    ));
+    env.push((
+        "ANTHROPIC_API_KEY".into(),
+        crate::http::upstream::PLACEHOLDER_KEY.into(),
+    ));
     env.extend(opts.command.env.iter().cloned());
     env.push(("AGENT_REPLAY_RUN_ID".into(), run_id.clone()));
     if let Some(p) = &opts.input {

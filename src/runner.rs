@@ -769,8 +769,14 @@ impl<'a> Run<'a> {
             None => None,
         };
         // Placeholders the SDKs insist on; the agent's own `env` may set real-looking ones.
-        env.push(("OPENAI_API_KEY".into(), "agent-replay".into()));
-        env.push(("ANTHROPIC_API_KEY".into(), "agent-replay".into()));
+        env.push((
+            "OPENAI_API_KEY".into(),
+            crate::http::upstream::PLACEHOLDER_KEY.into(),
+        ));
+        env.push((
+            "ANTHROPIC_API_KEY".into(),
+            crate::http::upstream::PLACEHOLDER_KEY.into(),
+        ));
         env.extend(agent.env.iter().cloned());
         // NO_PROXY is cleared (§11): every call goes through the endpoint.
         env.retain(|(k, _)| !k.eq_ignore_ascii_case("no_proxy"));

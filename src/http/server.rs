@@ -490,7 +490,7 @@ fn hide_live_keys(r: &mut crate::fixture::format::HttpResponse, upstreams: &[Ups
 }
 
 /// The request the live upstream gets: the agent's own bytes and headers without a
-/// compression wish, the real key (rule 31) in place of the agent's placeholder. The
+/// compression wish or a placeholder key, the real key (rule 31) in its place. The
 /// agent's other credentials (a token of its own, a cookie) go on as it sent them: they
 /// are only kept out of what is recorded and matched.
 fn outgoing(
@@ -511,11 +511,12 @@ fn outgoing(
     });
     let mut headers: Vec<(String, String)> = headers
         .into_iter()
-        .filter(|(k, _)| {
+        .filter(|(k, v)| {
             k != "accept-encoding"
                 && key
                     .as_ref()
                     .is_none_or(|(name, _)| !k.eq_ignore_ascii_case(name))
+                && !(super::call::is_credential(k, &[]) && super::upstream::is_placeholder(v))
         })
         .collect();
     headers.extend(key);

@@ -4,6 +4,19 @@
 use crate::config::UpstreamConfig;
 use std::path::PathBuf;
 
+/// The key an agent is given for the built-in upstreams (the SDKs insist on one). It is
+/// never sent on: live mode puts the real key in its place, or drops it.
+pub const PLACEHOLDER_KEY: &str = "agent-replay";
+
+/// Whether a credential header's value is the placeholder (`agent-replay`, `Bearer
+/// agent-replay`).
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim();
+    v == PLACEHOLDER_KEY
+        || v.strip_prefix("Bearer ")
+            .is_some_and(|k| k.trim() == PLACEHOLDER_KEY)
+}
+
 /// One upstream, resolved.
 #[derive(Debug, Clone)]
 pub struct Upstream {
