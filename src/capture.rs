@@ -91,14 +91,7 @@ pub fn capture(opts: &Options) -> Result<i32, String> {
     // Production: the agent keeps its environment, plus the endpoint's (§11).
     let mut env: Vec<(String, String)> = std::env::vars().collect();
     env.extend(endpoint.env(&opts.upstreams, &bundle));
-    env.push((
-        "OPENAI_API_KEY".into(),
-        crate::http::upstream::PLACEHOLDER_KEY.into(),
-    ));
-    env.push((
-        "ANTHROPIC_API_KEY".into(),
-        crate::http::upstream::PLACEHOLDER_KEY.into(),
-    ));
+    env.extend(crate::http::upstream::placeholder_keys());
     env.extend(opts.command.env.iter().cloned());
     env.push(("AGENT_REPLAY_RUN_ID".into(), run_id.clone()));
     if let Some(p) = &opts.input {

@@ -769,14 +769,7 @@ impl<'a> Run<'a> {
             None => None,
         };
         // Placeholders the SDKs insist on; the agent's own `env` may set real-looking ones.
-        env.push((
-            "OPENAI_API_KEY".into(),
-            crate::http::upstream::PLACEHOLDER_KEY.into(),
-        ));
-        env.push((
-            "ANTHROPIC_API_KEY".into(),
-            crate::http::upstream::PLACEHOLDER_KEY.into(),
-        ));
+        env.extend(crate::http::upstream::placeholder_keys());
         env.extend(agent.env.iter().cloned());
         // NO_PROXY is cleared (§11): every call goes through the endpoint.
         env.retain(|(k, _)| !k.eq_ignore_ascii_case("no_proxy"));

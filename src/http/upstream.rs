@@ -8,6 +8,11 @@ use std::path::PathBuf;
 /// never sent on: live mode puts the real key in its place, or drops it.
 pub const PLACEHOLDER_KEY: &str = "agent-replay";
 
+/// The built-in upstreams' key variables, set to the placeholder for the agent.
+pub fn placeholder_keys() -> [(String, String); 2] {
+    ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"].map(|k| (k.to_string(), PLACEHOLDER_KEY.to_string()))
+}
+
 /// Whether a credential header's value is the placeholder (`agent-replay`, `Bearer
 /// agent-replay`).
 pub fn is_placeholder(value: &str) -> bool {
